@@ -1,0 +1,49 @@
+//! Bearer tokens: required when the API listens beyond loopback.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{ApiState, refuse};
+use crate::status::{Reason, StatusError};
+
+/// Health endpoints stay open so that probes need no secret.
+const OPEN_PATHS: &[&str] = &["/livez", "/readyz", "/healthz"];
+
+pub(super) async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &state.token else { return next.run(request).await };
+    if OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => next.run(request).await,
+        Some(_) => refuse(StatusError::new(Reason::Unauthorized, "the bearer token is not valid")),
+        None => refuse(StatusError::new(
+            Reason::Unauthorized,
+            "this API requires a bearer token (Authorization: Bearer TOKEN; the CLI reads SKIFF_TOKEN)",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn compares_whole_tokens() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

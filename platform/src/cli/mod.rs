@@ -1,0 +1,170 @@
+//! The `skiff` command line, modelled on Knative's `kn` and on `kubectl`: `skiff up` runs the
+//! platform; every other command is a client of the management API.
+
+mod apply;
+mod client;
+mod get;
+mod kinds;
+mod object;
+mod revision;
+mod service;
+mod table;
+mod up;
+mod wait;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use client::ApiClient;
+
+/// Skiff: serverless functions and containers, the Knative way.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "skiff",
+    version,
+    about = "Skiff: a Knative-style serverless platform (run it with `skiff up`, drive it like kn)"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, clap::Args)]
+struct GlobalArgs {
+    /// The management API.
+    #[arg(long, global = true, env = "SKIFF_SERVER", default_value = "http://127.0.0.1:8081")]
+    server: String,
+    /// The namespace to work in.
+    #[arg(short, long, global = true, default_value = "default")]
+    namespace: String,
+    /// The bearer token to send (for `skiff up`: the token to require).
+    #[arg(long, global = true, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run the platform: API, controllers and data plane in one process.
+    Up(up::UpArgs),
+    /// Create or update objects from YAML or JSON files.
+    Apply(apply::ApplyArgs),
+    /// Show objects of a kind, or one of them.
+    Get(get::GetArgs),
+    /// Delete objects by kind and name.
+    Delete(DeleteArgs),
+    /// Manage Knative services.
+    #[command(subcommand, visible_alias = "ksvc", alias = "services")]
+    Service(service::ServiceCommand),
+    /// Look at revisions.
+    #[command(subcommand, visible_alias = "rev", alias = "revisions")]
+    Revision(revision::RevisionCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct DeleteArgs {
+    /// services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns).
+    kind: String,
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+/// Runs the command. Errors are printed here as `Error: {message}` and end in exit code 1.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match dispatch(cli).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let GlobalArgs { server, namespace, token } = cli.global;
+    if let Command::Up(args) = &cli.command {
+        return crate::server::run(args.options(token.as_deref())?).await;
+    }
+    let client = ApiClient::new(&server, token)?;
+    match &cli.command {
+        Command::Up(_) => Ok(()),
+        Command::Apply(args) => apply::run(&client, &namespace, args).await,
+        Command::Get(args) => get::run(&client, &namespace, args).await,
+        Command::Delete(args) => delete(&client, &namespace, args).await,
+        Command::Service(command) => service::run(&client, &namespace, command).await,
+        Command::Revision(command) => revision::run(&client, &namespace, command).await,
+    }
+}
+
+async fn delete(client: &ApiClient, namespace: &str, args: &DeleteArgs) -> anyhow::Result<()> {
+    let kind = kinds::lookup(&args.kind)?;
+    for name in &args.names {
+        client.delete(kind, namespace, name).await?;
+        emit(&format!("{} \"{name}\" deleted\n", kind.qualified()))?;
+    }
+    Ok(())
+}
+
+/// Writes to stdout; a reader that went away (`skiff get ksvc | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "skiff",
+            "get",
+            "ksvc",
+            "-n",
+            "team-a",
+            "--server",
+            "http://h:1",
+            "-o",
+            "yaml",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.namespace, "team-a");
+        assert_eq!(cli.global.server, "http://h:1");
+        let Command::Get(args) = cli.command else { panic!("not get") };
+        assert_eq!(args.output, Some(get::OutputFormat::Yaml));
+    }
+
+    #[test]
+    fn up_has_the_documented_defaults() {
+        let cli = Cli::try_parse_from(["skiff", "up"]).unwrap();
+        let Command::Up(args) = cli.command else { panic!("not up") };
+        assert_eq!(args.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(args.api_listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(args.domain, "localhost");
+        // The data dir may come from SKIFF_DATA_DIR in the environment running the tests.
+        if std::env::var_os("SKIFF_DATA_DIR").is_none() {
+            assert_eq!(args.data_dir, std::path::PathBuf::from("./.skiff"));
+        }
+    }
+
+    #[test]
+    fn service_and_revision_answer_to_kns_aliases() {
+        assert!(Cli::try_parse_from(["skiff", "ksvc", "ls"]).is_ok());
+        assert!(Cli::try_parse_from(["skiff", "rev", "list", "-s", "hello"]).is_ok());
+        assert!(Cli::try_parse_from(["skiff", "service", "create", "hello"]).is_ok());
+        assert!(Cli::try_parse_from(["skiff", "delete", "ksvc"]).is_err());
+    }
+}

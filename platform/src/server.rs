@@ -1,0 +1,141 @@
+//! `skiff up`: the whole platform in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::controller::{self, Context};
+use crate::ingress;
+use crate::objects::Objects;
+use crate::resources::NAMESPACES;
+use crate::store::{RedbStore, SharedStore};
+
+/// What `skiff up` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Where the state lives (`skiff.redb`).
+    pub data_dir: PathBuf,
+    /// The data plane listener (ingress).
+    pub listen: SocketAddr,
+    /// The management API listener.
+    pub api_listen: SocketAddr,
+    /// The domain services answer under: `{name}.{namespace}.{domain}`.
+    pub domain: String,
+    /// A bearer token the API requires (read from `--token-file` or `SKIFF_TOKEN`).
+    pub token: Option<String>,
+}
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// Run the platform until SIGTERM or SIGINT.
+pub async fn run(options: UpOptions) -> anyhow::Result<()> {
+    let telemetry = skiff_tracing::init("skiff", skiff_tracing::TelemetryOptions::default())
+        .context("setting up telemetry")?;
+    let result = serve(options).await;
+    // Flushing blocks; the telemetry crate does it off the runtime.
+    telemetry.shutdown();
+    result
+}
+
+async fn serve(options: UpOptions) -> anyhow::Result<()> {
+    if !options.api_listen.ip().is_loopback() && options.token.is_none() {
+        anyhow::bail!(
+            "the API would listen on {} beyond loopback without a token: give one with --token-file or SKIFF_TOKEN",
+            options.api_listen
+        );
+    }
+    std::fs::create_dir_all(&options.data_dir)
+        .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
+    let store: SharedStore = Arc::new(RedbStore::open(&options.data_dir.join("skiff.redb"))?);
+    let objects = Objects::new(store.clone());
+    ensure_default_namespace(&objects).await?;
+
+    let api_listener = TcpListener::bind(options.api_listen)
+        .await
+        .with_context(|| format!("listening for the API on {}", options.api_listen))?;
+    let data_listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening for the data plane on {}", options.listen))?;
+    let api_address = api_listener.local_addr()?;
+    let data_address = data_listener.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let controllers = controller::start(
+        Context { objects: objects.clone(), domain: options.domain.clone() },
+        shutdown.clone(),
+    );
+
+    let api = api::router(ApiState::new(
+        store.clone(),
+        options.token.clone(),
+        api_address.to_string(),
+        shutdown.clone(),
+    ));
+    let data = ingress::router(ingress::Ingress::new(store.clone(), options.domain.clone()));
+    let api_server = tokio::spawn(serve_until(api_listener, api, shutdown.clone()));
+    let data_server = tokio::spawn(serve_until(data_listener, data, shutdown.clone()));
+
+    tracing::info!(api = %api_address, data = %data_address, domain = %options.domain, "skiff is up");
+    println!(
+        "skiff is up: API http://{api_address}  data plane http://{data_address}  domain {}",
+        options.domain
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+    shutdown.cancel();
+    let drained = tokio::time::timeout(DRAIN_GRACE, async {
+        let _ = api_server.await;
+        let _ = data_server.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still in flight after {DRAIN_GRACE:?}; stopping anyway");
+    }
+    for task in controllers {
+        task.abort();
+    }
+    Ok(())
+}
+
+async fn serve_until(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    if let Err(err) = result {
+        tracing::error!(error = %err, "a listener failed");
+    }
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+async fn ensure_default_namespace(objects: &Objects) -> anyhow::Result<()> {
+    if objects.get(&NAMESPACES, None, "default").is_ok() {
+        return Ok(());
+    }
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    match objects.create(&NAMESPACES, None, namespace, false).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.code() == 409 => Ok(()),
+        Err(err) => Err(anyhow::anyhow!("creating the default namespace: {err}")),
+    }
+}

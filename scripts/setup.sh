@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what Skiff's build and tests need and is not on the machine yet.
+# Debian, run as root (or with sudo available). Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+need=()
+command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi

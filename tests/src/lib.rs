@@ -1,0 +1,266 @@
+//! End-to-end test support: start the real `skiff` binary and talk to it over HTTP, as a
+//! user would.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `skiff` binary, built once per process (`SKIFF_BIN` overrides). Tests use the
+/// debug build; benchmarks set `SKIFF_RELEASE=1` for the release build.
+pub fn skiff_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(bin) = std::env::var("SKIFF_BIN") {
+            return PathBuf::from(bin);
+        }
+        let release = std::env::var("SKIFF_RELEASE").is_ok_and(|v| v == "1");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = workspace_root();
+        let mut command = Command::new(cargo);
+        command.args(["build", "--quiet", "-p", "skiff-platform", "--bin", "skiff"]).current_dir(&root);
+        if release {
+            command.arg("--release");
+        }
+        let status = command.status().expect("running cargo build for the skiff binary");
+        assert!(status.success(), "building the skiff binary failed");
+        let target =
+            std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+        target.join(if release { "release" } else { "debug" }).join("skiff")
+    })
+    .clone()
+}
+
+/// The root of the Skiff workspace.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A running `skiff up` with its own data directory and ports.
+pub struct Skiff {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT` of the management API.
+    pub api: String,
+    /// `http://127.0.0.1:PORT` of the data plane.
+    pub data: String,
+    pub data_dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    pub http: reqwest::Client,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Skiff {
+    /// Start on a fresh data directory.
+    pub fn start() -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut skiff = Self::start_in(temp.path(), &[], &[]);
+        skiff._temp = Some(temp);
+        skiff
+    }
+
+    /// Start on `data_dir` with extra arguments to `skiff up` and environment variables.
+    pub fn start_in(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(skiff_bin());
+        command
+            .args(["up", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", std::env::var("SKIFF_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("starting skiff up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Some(Ok(line)) = lines.next() {
+                if line.starts_with("skiff is up") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("skiff up did not say it was up within 60 s");
+            }
+        };
+        let mut words = line.split_whitespace();
+        let api = words.find(|w| w.starts_with("http://")).expect("API address").to_string();
+        let data = words.find(|w| w.starts_with("http://")).expect("data address").to_string();
+        Self {
+            child: Some(child),
+            api,
+            data,
+            data_dir: data_dir.to_path_buf(),
+            _temp: None,
+            http: reqwest::Client::new(),
+            extra_env: Vec::new(),
+        }
+    }
+
+    /// Kill the process at once (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Ask the process to stop (SIGTERM) and wait for it; returns whether it exited cleanly.
+    pub fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Restart on the same data directory (after [`Skiff::kill9`] or [`Skiff::terminate`]).
+    pub fn restart(mut self) -> Self {
+        self.kill9();
+        let temp = self._temp.take();
+        let mut next = Self::start_in(&self.data_dir, &[], &[]);
+        next._temp = temp;
+        next
+    }
+
+    pub fn set_cli_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.into(), value.into()));
+    }
+
+    /// Run the `skiff` CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, None)
+    }
+
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new(skiff_bin());
+        command.args(args).env("SKIFF_SERVER", &self.api);
+        for (k, v) in &self.extra_env {
+            command.env(k, v);
+        }
+        run_with_stdin(command, stdin)
+    }
+
+    /// `kubectl --server` against this server, with no kubeconfig of the machine's.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new("kubectl");
+        command
+            .args(["--server", &self.api, "--kubeconfig", "/dev/null", "--cache-dir"])
+            .arg(self.data_dir.join("kubectl-cache"))
+            .args(args);
+        run_with_stdin(command, stdin)
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request to skiff");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("response body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
+    pub async fn merge_patch(&self, path: &str, patch: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.api))
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string())
+            .send()
+            .await
+            .expect("patch request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll `path` until `check` holds (up to `timeout`); returns the last object.
+    pub async fn wait_for(&self, path: &str, timeout: Duration, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, object) = self.get(path).await;
+            if status == 200 && check(&object) {
+                return object;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting on {path}; last: {status} {object}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Skiff {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn run_with_stdin(mut command: Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawning a command");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("writing stdin");
+    }
+    child.wait_with_output().expect("waiting for a command")
+}
+
+/// The condition `type_` of an object's status, as (status, reason).
+pub fn condition(object: &Value, type_: &str) -> Option<(String, String)> {
+    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
+        (c["status"].as_str().unwrap_or("").to_string(), c["reason"].as_str().unwrap_or("").to_string())
+    })
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Whether CI demands every outside tool (CI=true): tests then fail rather than skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
