@@ -15,6 +15,13 @@ pub enum PatchKind {
     Json,
 }
 
+/// A patch as sent: its kind (from the content type) and body.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    pub kind: PatchKind,
+    pub body: Value,
+}
+
 /// The object operations of the API, over a store.
 #[derive(Clone)]
 pub struct Objects {
@@ -172,11 +179,11 @@ impl Objects {
         namespace: Option<&str>,
         name: &str,
         subresource: Option<&str>,
-        kind: PatchKind,
-        patch: Value,
+        patch: Patch,
         dry_run: bool,
     ) -> Result<Value, StatusError> {
         let status_only = check_subresource(resource, subresource)?;
+        let Patch { kind, body: patch } = patch;
         let json_patch = match kind {
             PatchKind::Json => Some(
                 serde_json::from_value::<json_patch::Patch>(patch.clone())

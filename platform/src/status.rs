@@ -73,7 +73,13 @@ impl Reason {
 pub struct StatusError {
     pub reason: Reason,
     pub message: String,
-    /// `details.kind` and `details.name`/`group` when the error is about one object.
+    /// Boxed so that `Result<_, StatusError>` stays small.
+    pub details: Box<Details>,
+}
+
+/// `details` of a `Status`: the object the error is about and the fields that were wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
     pub kind: Option<String>,
     pub group: Option<String>,
     pub name: Option<String>,
@@ -82,7 +88,7 @@ pub struct StatusError {
 
 impl StatusError {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), kind: None, group: None, name: None, causes: Vec::new() }
+        Self { reason, message: message.into(), details: Box::default() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -124,14 +130,14 @@ impl StatusError {
             format!("{} \"{name}\" is invalid: {}", qualified(kind, group), summary.join(", ")),
         )
         .with_details(kind, group, name);
-        err.causes = causes;
+        err.details.causes = causes;
         err
     }
 
     fn with_details(mut self, kind: &str, group: &str, name: &str) -> Self {
-        self.kind = Some(kind.to_string());
-        self.group = (!group.is_empty()).then(|| group.to_string());
-        self.name = Some(name.to_string());
+        self.details.kind = Some(kind.to_string());
+        self.details.group = (!group.is_empty()).then(|| group.to_string());
+        self.details.name = Some(name.to_string());
         self
     }
 
@@ -140,24 +146,25 @@ impl StatusError {
     }
 
     pub fn with_cause(mut self, cause: Cause) -> Self {
-        self.causes.push(cause);
+        self.details.causes.push(cause);
         self
     }
 
     /// The `Status` object of `meta/v1`.
     pub fn to_status(&self) -> Value {
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
+        if let Some(name) = &self.details.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
+        if let Some(group) = &self.details.group {
             details.insert("group".into(), json!(group));
         }
-        if let Some(kind) = &self.kind {
+        if let Some(kind) = &self.details.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if !self.causes.is_empty() {
+        if !self.details.causes.is_empty() {
             let causes: Vec<Value> = self
+                .details
                 .causes
                 .iter()
                 .map(|c| json!({"reason": "FieldValueInvalid", "message": c.message, "field": c.field}))

@@ -1,6 +1,8 @@
 //! End-to-end test support: start the real `skiff` binary and talk to it over HTTP, as a
 //! user would.
 
+pub mod otlp;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

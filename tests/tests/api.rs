@@ -149,15 +149,21 @@ async fn bad_requests_get_a_status_naming_what_is_wrong() {
     let (code, status) = skiff.post(SERVICES, &service("dup", "img")).await;
     assert_eq!((code, status["reason"].as_str()), (409, Some("AlreadyExists")));
 
-    // A stale resourceVersion.
-    let (_, current) = skiff.get(&format!("{SERVICES}/dup")).await;
+    // A stale resourceVersion (on a namespace: no controller writes to it meanwhile).
+    assert_eq!(skiff.post("/api/v1/namespaces", &json!({"metadata": {"name": "stale"}})).await.0, 201);
+    let (_, current) = skiff.get("/api/v1/namespaces/stale").await;
     let mut first = current.clone();
     first["metadata"]["labels"] = json!({"team": "a"});
-    assert_eq!(skiff.put(&format!("{SERVICES}/dup"), &first).await.0, 200);
+    assert_eq!(skiff.put("/api/v1/namespaces/stale", &first).await.0, 200);
     let mut stale = current.clone();
     stale["metadata"]["labels"] = json!({"team": "b"});
-    let (code, status) = skiff.put(&format!("{SERVICES}/dup"), &stale).await;
+    let (code, status) = skiff.put("/api/v1/namespaces/stale", &stale).await;
     assert_eq!((code, status["reason"].as_str()), (409, Some("Conflict")), "{status}");
+    // A PUT without any resourceVersion is invalid.
+    let mut unversioned = current.clone();
+    unversioned["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    let (code, status) = skiff.put("/api/v1/namespaces/stale", &unversioned).await;
+    assert_eq!(code, 422, "{status}");
 
     // A 20 MiB body.
     let huge = "x".repeat(20 * 1024 * 1024);

@@ -31,11 +31,12 @@ const TRACER_NAME: &str = "skiff";
 /// Installs the process-wide telemetry: a global `tracing` subscriber, the
 /// W3C propagator and, when an OTLP endpoint is configured, span export.
 ///
-/// The subscriber is an `EnvFilter` ([`TelemetryOptions::log_filter`], else
-/// `RUST_LOG`, else `"info"`), a compact `fmt` layer writing to stderr and, only
+/// The subscriber is a compact `fmt` layer writing to stderr, filtered by an
+/// `EnvFilter` ([`TelemetryOptions::log_filter`], else `RUST_LOG`, else `"info"`), and, only
 /// when an endpoint is configured, a `tracing-opentelemetry` layer feeding an
 /// [`SdkTracerProvider`] with a batch span processor and an OTLP exporter (see
-/// the crate docs for the variables). Without an endpoint there is no
+/// the crate docs for the variables), exporting spans at INFO and above whatever
+/// the log filter says. Without an endpoint there is no
 /// OpenTelemetry layer at all.
 ///
 /// The global text-map propagator is set to W3C trace-context in every case
@@ -73,11 +74,15 @@ pub fn init(default_service_name: &str, opts: TelemetryOptions) -> Result<Teleme
     let otel_layer = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(TRACER_NAME))
-            .with_filter(filter_fn(|meta| !is_exporter_internal(meta.target())))
+            // Export does not follow RUST_LOG: log verbosity and tracing are separate
+            // choices. Spans and events at INFO and above are exported.
+            .with_filter(filter_fn(|meta| {
+                *meta.level() <= tracing::Level::INFO && !is_exporter_internal(meta.target())
+            }))
     });
 
     let installed =
-        tracing_subscriber::registry().with(env_filter).with(fmt_layer).with(otel_layer).try_init();
+        tracing_subscriber::registry().with(fmt_layer.with_filter(env_filter)).with(otel_layer).try_init();
     if let Err(source) = installed {
         if let Some(provider) = provider {
             shutdown_provider(provider);

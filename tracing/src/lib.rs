@@ -5,10 +5,10 @@
 //! function instance, broker → trigger → function). This crate gives all of
 //! them one consistent setup:
 //!
-//! * [`init`] installs the global `tracing` subscriber: an `EnvFilter`, a
-//!   compact log layer on stderr and — only when an OTLP endpoint is
-//!   configured — a `tracing-opentelemetry` layer exporting spans through a
-//!   batch processor. It returns a [`Telemetry`] handle whose
+//! * [`init`] installs the global `tracing` subscriber: a compact log layer
+//!   on stderr filtered by an `EnvFilter` and — only when an OTLP endpoint is
+//!   configured — a `tracing-opentelemetry` layer exporting spans at INFO and
+//!   above (whatever `RUST_LOG` says) through a batch processor. It returns a [`Telemetry`] handle whose
 //!   [`Telemetry::shutdown`] flushes before exit.
 //! * [`extract_context`] / [`inject_context`] move W3C `traceparent` /
 //!   `tracestate` through `http::HeaderMap`s; [`set_parent_from_headers`],
@@ -27,7 +27,7 @@
 //! | endpoint | `endpoint` | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, then `OTEL_EXPORTER_OTLP_ENDPOINT` | none: no export |
 //! | protocol | `protocol` | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` |
 //! | sampler | `sampler_ratio` (parent-based ratio) | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | `parentbased_always_on` |
-//! | log filter | `log_filter` | `RUST_LOG` | `info` |
+//! | log filter (stderr only) | `log_filter` | `RUST_LOG` | `info` |
 //!
 //! For http/protobuf, a generic endpoint (the option or
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`) gets `/v1/traces` appended unless its path

@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::objects::{Objects, PatchKind};
+use crate::objects::{Objects, Patch, PatchKind};
 use crate::resources::ResourceType;
 use crate::status::{Reason, StatusError};
 use crate::store::SharedStore;
@@ -204,9 +204,9 @@ async fn handle(
         }
         (Method::PATCH, Some(name)) => {
             let kind = patch_kind(headers)?;
-            let patch = decode(headers, body).await?;
+            let patch = Patch { kind, body: decode(headers, body).await? };
             objects
-                .patch(resource, namespace, name, target.subresource.as_deref(), kind, patch, dry_run)
+                .patch(resource, namespace, name, target.subresource.as_deref(), patch, dry_run)
                 .await
                 .map(ok)
         }

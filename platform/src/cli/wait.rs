@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::client::{ApiClient, ApiError, ListOptions};
 use super::kinds;
-use super::object::{Condition, condition, conditions, int_at, name, str_at};
+use super::object::{Condition, conditions, int_at, name, str_at};
 
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
@@ -39,14 +39,17 @@ pub enum Verdict {
 }
 
 /// Ready once the controller has seen the latest spec (`observedGeneration == generation`) and
-/// said Ready=True about it.
+/// said Ready=True about it; failed once it said Ready=False and no other condition is still
+/// Unknown (a route that waits for a revision still being made is not a failure yet).
 pub fn judge(service: &Value) -> Verdict {
     if !is_observed(service) {
         return Verdict::Pending;
     }
-    match condition(service, "Ready") {
+    let all = conditions(service);
+    let settled = all.iter().all(|c| c.is_true() || c.is_false());
+    match all.iter().find(|c| c.type_ == "Ready") {
         Some(ready) if ready.is_true() => Verdict::Ready,
-        Some(ready) if ready.is_false() => {
+        Some(ready) if ready.is_false() && settled => {
             Verdict::Failed(match (ready.reason.as_str(), ready.message.as_str()) {
                 ("", "") => "the service is not ready".to_string(),
                 (reason, "") => reason.to_string(),
@@ -242,6 +245,9 @@ mod tests {
             Verdict::Failed("RevisionFailed: image not found".into())
         );
         assert_eq!(judge(&service(2, 1, "False", "RevisionFailed", "old news")), Verdict::Pending);
+        let mut settling = service(1, 1, "False", "RevisionMissing", "no ready revision yet");
+        settling["status"]["conditions"][0]["status"] = json!("Unknown");
+        assert_eq!(judge(&settling), Verdict::Pending);
         assert_eq!(
             judge(&service(1, 1, "False", "", "")),
             Verdict::Failed("the service is not ready".into())

@@ -8,15 +8,18 @@ use serde_json::{Value, json};
 use super::Context;
 use super::children;
 use super::runner::{Action, ReconcileError, Reconciler};
-use crate::resources::meta::{self, Condition};
+use crate::resources::meta::{self, Condition, ConditionStatus};
 use crate::resources::{CONFIGURATIONS, REVISIONS, ROUTES, ResourceType};
 use crate::store::{ObjectKey, WatchEvent};
+
+/// Routes by what they point at: (namespace, resource, name) -> route names.
+type References = HashMap<(String, &'static str, String), HashSet<String>>;
 
 pub struct RouteReconciler {
     context: Context,
     /// Which routes point at a configuration or revision (by namespace, resource, name),
     /// so that a change to one requeues exactly those routes.
-    references: Mutex<HashMap<(String, &'static str, String), HashSet<String>>>,
+    references: Mutex<References>,
 }
 
 impl RouteReconciler {
@@ -39,42 +42,63 @@ impl RouteReconciler {
     }
 }
 
-/// A traffic target resolved to a revision, or why it could not be.
-fn resolve(context: &Context, namespace: &str, target: &Value) -> Result<String, (String, String)> {
+/// Why a traffic target is not assigned: Knative's wording, `False` when it failed for
+/// good and `Unknown` while it may still become ready.
+type Unassigned = (ConditionStatus, &'static str, String);
+
+/// A traffic target resolved to a ready revision, or why it could not be.
+fn resolve(context: &Context, namespace: &str, target: &Value) -> Result<String, Unassigned> {
     let store = context.objects.store();
     let configuration = target["configurationName"].as_str().filter(|c| !c.is_empty());
+    let missing = |what: &str, name: &str| {
+        (
+            ConditionStatus::False,
+            "RevisionMissing",
+            format!("{what} \"{name}\" referenced in traffic not found."),
+        )
+    };
     match (target["revisionName"].as_str().filter(|r| !r.is_empty()), configuration) {
-        (Some(revision), _) => match store.get(&ObjectKey::new(REVISIONS.key, namespace, revision)) {
-            None => Err((
-                "RevisionMissing".into(),
-                format!("Revision \"{revision}\" referenced in traffic not found."),
-            )),
-            Some(r) if !meta::is_ready(&r) => Err((
-                "RevisionMissing".into(),
-                format!("Revision \"{revision}\" referenced in traffic is not ready."),
-            )),
-            Some(_) => Ok(revision.to_string()),
-        },
-        (None, Some(configuration)) => {
-            match store.get(&ObjectKey::new(CONFIGURATIONS.key, namespace, configuration)) {
-                None => Err((
-                    "ConfigurationMissing".into(),
-                    format!("Configuration \"{configuration}\" referenced in traffic not found."),
+        (Some(revision), _) => {
+            let Some(found) = store.get(&ObjectKey::new(REVISIONS.key, namespace, revision)) else {
+                return Err(missing("Revision", revision));
+            };
+            match meta::condition(&found, "Ready").map(|c| c.status) {
+                Some(ConditionStatus::True) => Ok(revision.to_string()),
+                Some(ConditionStatus::False) => Err((
+                    ConditionStatus::False,
+                    "RevisionMissing",
+                    format!("Revision \"{revision}\" failed to become ready."),
                 )),
-                Some(c) => c
-                    .pointer("/status/latestReadyRevisionName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        (
-                            "RevisionMissing".into(),
-                            format!("Configuration \"{configuration}\" does not have any ready Revision."),
-                        )
-                    }),
+                _ => Err((
+                    ConditionStatus::Unknown,
+                    "RevisionMissing",
+                    format!("Revision \"{revision}\" is not yet ready."),
+                )),
+            }
+        }
+        (None, Some(name)) => {
+            let Some(found) = store.get(&ObjectKey::new(CONFIGURATIONS.key, namespace, name)) else {
+                return Err(missing("Configuration", name));
+            };
+            if let Some(ready) = found.pointer("/status/latestReadyRevisionName").and_then(Value::as_str) {
+                return Ok(ready.to_string());
+            }
+            match meta::condition(&found, "Ready").map(|c| c.status) {
+                Some(ConditionStatus::False) => Err((
+                    ConditionStatus::False,
+                    "RevisionMissing",
+                    format!("Configuration \"{name}\" does not have any ready Revision."),
+                )),
+                _ => Err((
+                    ConditionStatus::Unknown,
+                    "RevisionMissing",
+                    format!("Configuration \"{name}\" is waiting for a Revision to become ready."),
+                )),
             }
         }
         (None, None) => Err((
-            "RevisionMissing".into(),
+            ConditionStatus::False,
+            "RevisionMissing",
             "a traffic target names neither a revision nor a configuration".into(),
         )),
     }
@@ -150,8 +174,11 @@ impl Reconciler for RouteReconciler {
                     }
                     resolved.push(out);
                 }
+                // A target that failed for good outweighs one still waiting.
                 Err(why) => {
-                    failure.get_or_insert(why);
+                    if failure.as_ref().is_none_or(|f: &Unassigned| f.0 == ConditionStatus::Unknown) {
+                        failure = Some(why);
+                    }
                 }
             }
         }
@@ -169,27 +196,17 @@ impl Reconciler for RouteReconciler {
                 vec![
                     Condition::truthy("AllTrafficAssigned"),
                     Condition::truthy("IngressReady"),
-                    Condition::new(
-                        "CertificateProvisioned",
-                        meta::ConditionStatus::True,
-                        "TLSNotEnabled",
-                        "",
-                    ),
+                    Condition::new("CertificateProvisioned", ConditionStatus::True, "TLSNotEnabled", ""),
                 ]
             }
-            Some((reason, message)) => {
+            Some((assigned, reason, message)) => {
                 if let Some(previous) = route.pointer("/status/traffic") {
                     status["traffic"] = previous.clone();
                 }
                 vec![
-                    Condition::falsy("AllTrafficAssigned", reason, message),
+                    Condition::new("AllTrafficAssigned", assigned, reason, message),
                     Condition::unknown("IngressReady", "TrafficNotAssigned", "Traffic is not yet assigned."),
-                    Condition::new(
-                        "CertificateProvisioned",
-                        meta::ConditionStatus::True,
-                        "TLSNotEnabled",
-                        "",
-                    ),
+                    Condition::new("CertificateProvisioned", ConditionStatus::True, "TLSNotEnabled", ""),
                 ]
             }
         };

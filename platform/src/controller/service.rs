@@ -91,10 +91,10 @@ impl Reconciler for ServiceReconciler {
         if resource == SERVICES.key {
             return vec![event.key.clone()];
         }
-        if resource == CONFIGURATIONS.key || resource == ROUTES.key {
-            if let Some(service) = meta::label(&event.object, LABEL_SERVICE) {
-                return vec![ObjectKey::new(SERVICES.key, &event.key.namespace, service)];
-            }
+        if (resource == CONFIGURATIONS.key || resource == ROUTES.key)
+            && let Some(service) = meta::label(&event.object, LABEL_SERVICE)
+        {
+            return vec![ObjectKey::new(SERVICES.key, &event.key.namespace, service)];
         }
         Vec::new()
     }

@@ -1,0 +1,111 @@
+//! kubectl against Skiff: apply, get, describe and delete of Knative's own sample.
+
+use std::time::Duration;
+
+use skiff_tests::{Skiff, describe, in_ci};
+
+const SAMPLE: &str = include_str!("../fixtures/knative-helloworld-go.yaml");
+
+fn kubectl_available() -> bool {
+    let found = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found || !in_ci(), "kubectl is not installed (scripts/setup.sh installs it)");
+    found
+}
+
+#[tokio::test]
+async fn kubectl_applies_gets_describes_and_deletes_a_knative_service() {
+    if !kubectl_available() {
+        eprintln!("skipping: kubectl is not installed (outside CI)");
+        return;
+    }
+    let skiff = Skiff::start();
+
+    let applied = skiff.kubectl(&["apply", "-f", "-"], Some(SAMPLE));
+    assert!(applied.status.success(), "{}", describe(&applied));
+    assert!(
+        String::from_utf8_lossy(&applied.stdout)
+            .contains("service.serving.knative.dev/helloworld-go created")
+    );
+
+    skiff
+        .wait_for(
+            "/apis/serving.knative.dev/v1/namespaces/default/services/helloworld-go",
+            Duration::from_secs(10),
+            |s| s["status"]["latestCreatedRevisionName"] == "helloworld-go-00001",
+        )
+        .await;
+
+    // A second apply with a changed template patches it and makes revision 2.
+    let changed = SAMPLE.replace("Go Sample v1", "Go Sample v2");
+    let applied = skiff.kubectl(&["apply", "-f", "-"], Some(&changed));
+    assert!(applied.status.success(), "{}", describe(&applied));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("configured"), "{}", describe(&applied));
+    skiff
+        .wait_for(
+            "/apis/serving.knative.dev/v1/namespaces/default/services/helloworld-go",
+            Duration::from_secs(10),
+            |s| s["status"]["latestCreatedRevisionName"] == "helloworld-go-00002",
+        )
+        .await;
+
+    let get = skiff.kubectl(&["get", "ksvc"], None);
+    assert!(get.status.success(), "{}", describe(&get));
+    let table = String::from_utf8_lossy(&get.stdout);
+    assert!(table.contains("LATESTCREATED"), "{table}");
+    assert!(table.contains("http://helloworld-go.default.localhost"), "{table}");
+
+    let yaml = skiff.kubectl(&["get", "ksvc", "helloworld-go", "-o", "yaml"], None);
+    assert!(yaml.status.success(), "{}", describe(&yaml));
+    let yaml = String::from_utf8_lossy(&yaml.stdout);
+    assert!(yaml.contains("value: Go Sample v2"), "{yaml}");
+    assert!(yaml.contains("latestCreatedRevisionName: helloworld-go-00002"), "{yaml}");
+
+    let revisions = skiff.kubectl(&["get", "revisions"], None);
+    let revisions = String::from_utf8_lossy(&revisions.stdout);
+    assert!(
+        revisions.contains("helloworld-go-00001") && revisions.contains("helloworld-go-00002"),
+        "{revisions}"
+    );
+
+    let described = skiff.kubectl(&["describe", "ksvc", "helloworld-go"], None);
+    assert!(described.status.success(), "{}", describe(&described));
+    let text = String::from_utf8_lossy(&described.stdout);
+    assert!(text.contains("Latest Created Revision Name:  helloworld-go-00002"), "{text}");
+    assert!(text.contains("NoRuntime") || text.contains("no OCI container runtime"), "{text}");
+
+    let deleted = skiff.kubectl(&["delete", "ksvc", "helloworld-go"], None);
+    assert!(deleted.status.success(), "{}", describe(&deleted));
+    let gone = skiff.kubectl(&["get", "ksvc", "helloworld-go"], None);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("not found"), "{}", describe(&gone));
+    // What the service owned goes with it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = skiff.kubectl(&["get", "revisions,configurations,routes", "-o", "name"], None);
+        if String::from_utf8_lossy(&left.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", describe(&left));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kubectl_reports_an_invalid_split_by_field() {
+    if !kubectl_available() {
+        eprintln!("skipping: kubectl is not installed (outside CI)");
+        return;
+    }
+    let skiff = Skiff::start();
+    let split = format!(
+        "{SAMPLE}  traffic:\n    - revisionName: helloworld-go-00001\n      percent: 70\n    - latestRevision: true\n      percent: 20\n"
+    );
+    let applied = skiff.kubectl(&["apply", "-f", "-"], Some(&split));
+    assert!(!applied.status.success());
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert!(stderr.contains("spec.traffic") && stderr.contains("sum to 90"), "{stderr}");
+}
