@@ -16,6 +16,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if command -v rustup >/dev/null 2>&1; then
+  # Guest components (examples/) are built for wasm32-wasip2.
+  rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi

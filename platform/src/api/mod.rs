@@ -32,7 +32,7 @@ use tracing::Instrument;
 use crate::objects::{Objects, Patch, PatchKind};
 use crate::resources::ResourceType;
 use crate::status::{Reason, StatusError};
-use crate::store::SharedStore;
+use crate::store::{Object, SharedStore};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -258,27 +258,27 @@ fn list(
     headers: &HeaderMap,
 ) -> Result<Response, StatusError> {
     let (labels, fields) = selectors(params)?;
-    let (items, version) = state.objects.store().list(resource.key, namespace);
-    let matching: Vec<&Value> =
-        items.iter().map(|o| &**o).filter(|o| labels.matches(o) && fields.matches(o)).collect();
+    let (items, version) = state.objects.store().list_json(resource.key, namespace);
+    let matching: Vec<&(Object, bytes::Bytes)> =
+        items.iter().filter(|(o, _)| labels.matches(o) && fields.matches(o)).collect();
     if let Some(include) = table_request(headers, params) {
-        return Ok(json_response(StatusCode::OK, &table::render(resource, &matching, version, &include)));
+        let objects: Vec<&Value> = matching.iter().map(|(o, _)| &**o).collect();
+        return Ok(json_response(StatusCode::OK, &table::render(resource, &objects, version, &include)));
     }
-    // Written by hand so that a list of thousands is one pass over the objects.
-    let mut body = Vec::with_capacity(matching.len() * 1024 + 128);
-    body.extend_from_slice(
-        format!(
-            r#"{{"apiVersion":"{}","kind":"{}","metadata":{{"resourceVersion":"{version}"}},"items":["#,
-            resource.api_version(),
-            resource.list_kind()
-        )
-        .as_bytes(),
+    // The stored encodings, joined: a list of thousands costs a copy, not an encode.
+    let head = format!(
+        r#"{{"apiVersion":"{}","kind":"{}","metadata":{{"resourceVersion":"{version}"}},"items":["#,
+        resource.api_version(),
+        resource.list_kind()
     );
-    for (i, object) in matching.iter().enumerate() {
+    let size = head.len() + matching.iter().map(|(_, json)| json.len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(head.as_bytes());
+    for (i, (_, json)) in matching.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        serde_json::to_writer(&mut body, object).map_err(|e| StatusError::internal(e.to_string()))?;
+        body.extend_from_slice(json);
     }
     body.extend_from_slice(b"]}");
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -312,20 +312,35 @@ fn watch(
     Ok(watch::respond(state.objects.store().clone(), request, state.shutdown.clone()))
 }
 
+/// Bodies past the limit are still read (and thrown away) up to this much, so that the
+/// client, still sending, sees the 413 rather than a reset connection.
+const DRAIN_LIMIT_BYTES: usize = 256 * 1024 * 1024;
+
+fn too_large() -> StatusError {
+    StatusError::new(
+        Reason::RequestEntityTooLarge,
+        format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
+    )
+}
+
 async fn read_body(body: Body) -> Result<bytes::Bytes, StatusError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || err.to_string().contains("length limit");
-        if too_large {
-            StatusError::new(
-                Reason::RequestEntityTooLarge,
-                format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            StatusError::bad_request(format!("reading the request body failed: {err}"))
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|err| StatusError::bad_request(format!("reading the request body failed: {err}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > DRAIN_LIMIT_BYTES {
+            return Err(too_large());
         }
-    })
+        if seen <= MAX_BODY_BYTES {
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY_BYTES { Err(too_large()) } else { Ok(collected.freeze()) }
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, StatusError> {
@@ -340,15 +355,6 @@ fn content_type(headers: &HeaderMap) -> &str {
 
 /// The request body as a JSON value, from JSON or YAML.
 async fn decode(headers: &HeaderMap, body: Body) -> Result<Value, StatusError> {
-    if let Some(length) =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && length > MAX_BODY_BYTES
-    {
-        return Err(StatusError::new(
-            Reason::RequestEntityTooLarge,
-            format!("the request body of {length} bytes is larger than the limit of {MAX_BODY_BYTES} bytes"),
-        ));
-    }
     let bytes = read_body(body).await?;
     if content_type(headers).contains("yaml") {
         serde_yaml::from_slice(&bytes).map_err(|e| {

@@ -125,6 +125,10 @@ pub trait Store: Send + Sync + 'static {
     /// `resourceVersion` the list is consistent with.
     fn list(&self, resource: &str, namespace: Option<&str>) -> (Vec<Object>, u64);
 
+    /// As [`Store::list`], with each object's JSON encoding (for answering lists without
+    /// encoding every object again).
+    fn list_json(&self, resource: &str, namespace: Option<&str>) -> (Vec<(Object, bytes::Bytes)>, u64);
+
     /// Run `mutate` against the current object at `key` and commit what it decides,
     /// durably, before resolving.
     fn mutate(&self, key: ObjectKey, mutate: MutateFn) -> BoxFuture<'static, Result<Written, StoreError>>;

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::thread;
 
+use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -36,8 +37,15 @@ struct Request {
     reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
+/// An object and the JSON it was stored as, so that lists are written without encoding.
+#[derive(Clone)]
+struct Entry {
+    object: Object,
+    json: Bytes,
+}
+
 struct View {
-    objects: BTreeMap<ObjectKey, Object>,
+    objects: BTreeMap<ObjectKey, Entry>,
     history: History,
     resource_version: u64,
 }
@@ -86,7 +94,7 @@ fn backend(what: &str, path: &Path, err: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{what} {}: {err}", path.display()))
 }
 
-fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Object>, u64), Box<dyn std::error::Error>> {
+fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Entry>, u64), Box<dyn std::error::Error>> {
     // Make sure both tables exist, so that a fresh file reads like an empty one.
     let txn = db.begin_write()?;
     txn.open_table(OBJECTS)?;
@@ -99,8 +107,9 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Object>, u64), Box<dyn std
     for entry in table.iter()? {
         let (key, value) = entry?;
         let key = ObjectKey::decode(key.value()).ok_or_else(|| format!("bad key {:?}", key.value()))?;
-        let object: Value = serde_json::from_slice(value.value())?;
-        objects.insert(key, Arc::new(object));
+        let json = Bytes::copy_from_slice(value.value());
+        let object: Value = serde_json::from_slice(&json)?;
+        objects.insert(key, Entry { object: Arc::new(object), json });
     }
     let meta = txn.open_table(META)?;
     let resource_version = meta.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0);
@@ -109,10 +118,15 @@ fn load(db: &Database) -> Result<(BTreeMap<ObjectKey, Object>, u64), Box<dyn std
 
 impl Store for RedbStore {
     fn get(&self, key: &ObjectKey) -> Option<Object> {
-        self.read().objects.get(key).cloned()
+        self.read().objects.get(key).map(|entry| entry.object.clone())
     }
 
     fn list(&self, resource: &str, namespace: Option<&str>) -> (Vec<Object>, u64) {
+        let (items, version) = self.list_json(resource, namespace);
+        (items.into_iter().map(|(object, _)| object).collect(), version)
+    }
+
+    fn list_json(&self, resource: &str, namespace: Option<&str>) -> (Vec<(Object, Bytes)>, u64) {
         let view = self.read();
         let start = ObjectKey::new(resource, namespace.unwrap_or(""), "");
         let items = view
@@ -121,7 +135,7 @@ impl Store for RedbStore {
             .take_while(|(key, _)| {
                 &*key.resource == resource && namespace.is_none_or(|ns| key.namespace == ns)
             })
-            .map(|(_, object)| object.clone())
+            .map(|(_, entry)| (entry.object.clone(), entry.json.clone()))
             .collect();
         (items, view.resource_version)
     }
@@ -182,7 +196,7 @@ struct Outcome {
 
 fn commit_batch(db: &Database, batch: Vec<Request>, shared: &Shared) {
     let mut resource_version = shared.view.read().unwrap_or_else(|p| p.into_inner()).resource_version;
-    let mut overlay: HashMap<ObjectKey, Option<Object>> = HashMap::new();
+    let mut overlay: HashMap<ObjectKey, Option<Entry>> = HashMap::new();
     let mut events = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
 
@@ -193,8 +207,14 @@ fn commit_batch(db: &Database, batch: Vec<Request>, shared: &Shared) {
             let mut meta = txn.open_table(META)?;
             for Request { key, mutate, reply } in batch {
                 let current = match overlay.get(&key) {
-                    Some(pending) => pending.clone(),
-                    None => shared.view.read().unwrap_or_else(|p| p.into_inner()).objects.get(&key).cloned(),
+                    Some(pending) => pending.as_ref().map(|entry| entry.object.clone()),
+                    None => shared
+                        .view
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .objects
+                        .get(&key)
+                        .map(|entry| entry.object.clone()),
                 };
                 let decided =
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mutate(current.as_ref())))
@@ -214,7 +234,7 @@ fn commit_batch(db: &Database, batch: Vec<Request>, shared: &Shared) {
                         let event_type =
                             if current.is_some() { EventType::Modified } else { EventType::Added };
                         events.push(event(resource_version, event_type, &key, object.clone()));
-                        overlay.insert(key, Some(object.clone()));
+                        overlay.insert(key, Some(Entry { object: object.clone(), json: Bytes::from(bytes) }));
                         Ok(Written { object: Some(object), previous: current })
                     }
                     Ok(Mutation::Delete) => match &current {
@@ -264,7 +284,7 @@ fn commit_batch(db: &Database, batch: Vec<Request>, shared: &Shared) {
         let mut view = shared.view.write().unwrap_or_else(|p| p.into_inner());
         for (key, object) in overlay {
             match object {
-                Some(object) => view.objects.insert(key, object),
+                Some(entry) => view.objects.insert(key, entry),
                 None => view.objects.remove(&key),
             };
         }
