@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# Tests start a real OCI registry on loopback.
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -5,11 +5,13 @@
 //! crate owns the seams between them.
 
 pub mod api;
+pub mod blobs;
 pub mod cli;
 pub mod controller;
-pub mod ingress;
+pub mod dataplane;
 pub mod objects;
 pub mod resources;
+pub mod runtime;
 pub mod server;
 pub mod status;
 pub mod store;

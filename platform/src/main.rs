@@ -6,6 +6,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = skiff_platform::cli::Cli::parse();
+    // Every HTTP client of the process (CLI, registries, OTLP) uses rustls with ring.
+    skiff_runtime_oci::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

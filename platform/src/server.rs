@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::blobs::BlobStore;
 use crate::controller::{self, Context};
-use crate::ingress;
+use crate::dataplane::{self, Tables};
 use crate::objects::Objects;
+use crate::runtime::wasm::WasmAdapter;
 use crate::resources::NAMESPACES;
 use crate::store::{RedbStore, SharedStore};
 
@@ -66,20 +68,36 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
         .with_context(|| format!("listening for the data plane on {}", options.listen))?;
     let api_address = api_listener.local_addr()?;
     let data_address = data_listener.local_addr()?;
+    // Guests reach the platform's services through the ingress, on loopback if it listens everywhere.
+    let ingress_address = match data_address.ip().is_unspecified() {
+        true => std::net::SocketAddr::from(([127, 0, 0, 1], data_address.port())),
+        false => data_address,
+    };
+
+    let blobs = BlobStore::open(&options.data_dir)
+        .with_context(|| format!("opening the blob store in {}", options.data_dir.display()))?;
+    let runtime = skiff_runtime_wasm::WasmRuntime::new(skiff_runtime_wasm::RuntimeConfig {
+        cache_dir: options.data_dir.join("cache"),
+        ..Default::default()
+    })
+    .context("starting the Wasm runtime")?;
+    let registry = skiff_runtime_oci::RegistryClient::new(skiff_runtime_oci::Credentials::from_env());
+    let wasm = Arc::new(WasmAdapter::new(runtime, blobs.clone(), registry, options.domain.clone(), ingress_address));
+    let tables = Arc::new(Tables::new(&options.domain));
 
     let shutdown = CancellationToken::new();
-    let controllers = controller::start(
-        Context { objects: objects.clone(), domain: options.domain.clone() },
-        shutdown.clone(),
-    );
+    let context = Context { objects: objects.clone(), domain: options.domain.clone(), tables: tables.clone(), wasm };
+    let mut controllers = controller::start(context, shutdown.clone());
+    controllers.push(tokio::spawn(tables.clone().follow_routes(store.clone(), shutdown.clone())));
 
     let api = api::router(ApiState::new(
         store.clone(),
+        blobs,
         options.token.clone(),
         api_address.to_string(),
         shutdown.clone(),
     ));
-    let data = ingress::router(ingress::Ingress::new(store.clone(), options.domain.clone()));
+    let data = dataplane::router(tables);
     let api_server = tokio::spawn(serve_until(api_listener, api, shutdown.clone()));
     let data_server = tokio::spawn(serve_until(data_listener, data, shutdown.clone()));
 

@@ -67,9 +67,7 @@ impl Target<'_> {
 impl RegistryClient {
     /// A client authenticating with `auth`.
     pub fn new(auth: Credentials) -> Self {
-        // reqwest is built without a bundled crypto provider (see Cargo.toml): install ring as
-        // the process default unless someone installed one already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         Self {
             https: oci_client::Client::new(client_config(ClientProtocol::Https)),
             http: oci_client::Client::new(client_config(ClientProtocol::Http)),
@@ -297,4 +295,12 @@ fn descriptor(media_type: &str, data: &[u8]) -> OciDescriptor {
         size: data.len() as i64,
         ..Default::default()
     }
+}
+
+/// Install ring as the process's rustls crypto provider, unless one is installed.
+///
+/// reqwest is built without a bundled provider (see Cargo.toml), so every HTTP client in a
+/// process that links this crate needs one: call this before building any reqwest client.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

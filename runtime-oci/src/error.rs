@@ -95,22 +95,22 @@ impl Context<'_> {
     /// Maps an `oci-client` error onto [`OciError`], keeping the registry's message.
     pub(crate) fn map(&self, err: OciDistributionError) -> OciError {
         match err {
-            OciDistributionError::RegistryError { envelope, .. } => self.from_envelope(&envelope, None),
-            OciDistributionError::ServerError { code, message, .. } => self.from_status(code, &message),
+            OciDistributionError::RegistryError { envelope, .. } => self.map_envelope(&envelope, None),
+            OciDistributionError::ServerError { code, message, .. } => self.map_status(code, &message),
             OciDistributionError::UnauthorizedError { .. } => self.unauthorized("authentication required"),
             OciDistributionError::AuthenticationFailure(message) => {
                 self.unauthorized(registry_message(&message).unwrap_or(message))
             }
             OciDistributionError::ImageManifestNotFoundError(message) => self.not_found(message),
-            OciDistributionError::RequestError(e) => self.from_reqwest(&e),
+            OciDistributionError::RequestError(e) => self.map_reqwest(&e),
             OciDistributionError::DigestError(e) => self.protocol(format!("digest verification failed: {e}")),
             other => self.protocol(lower_first(&other.to_string())),
         }
     }
 
-    fn from_status(&self, code: u16, body: &str) -> OciError {
+    fn map_status(&self, code: u16, body: &str) -> OciError {
         if let Ok(envelope) = serde_json::from_str::<OciEnvelope>(body) {
-            return self.from_envelope(&envelope, Some(code));
+            return self.map_envelope(&envelope, Some(code));
         }
         let message =
             if body.trim().is_empty() { format!("http status {code}") } else { body.trim().to_owned() };
@@ -121,7 +121,7 @@ impl Context<'_> {
         }
     }
 
-    fn from_envelope(&self, envelope: &OciEnvelope, status: Option<u16>) -> OciError {
+    fn map_envelope(&self, envelope: &OciEnvelope, status: Option<u16>) -> OciError {
         let message = envelope_message(envelope);
         let has = |codes: &[OciErrorCode]| envelope.errors.iter().any(|e| codes.contains(&e.code));
         if has(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]) || matches!(status, Some(401 | 403)) {
@@ -141,7 +141,7 @@ impl Context<'_> {
         }
     }
 
-    fn from_reqwest(&self, e: &reqwest::Error) -> OciError {
+    fn map_reqwest(&self, e: &reqwest::Error) -> OciError {
         match e.status().map(|s| s.as_u16()) {
             Some(401 | 403) => self.unauthorized("authentication required"),
             Some(404) => self.not_found("not found"),

@@ -43,7 +43,7 @@ mod platform;
 mod reference;
 mod wasm;
 
-pub use client::{RegistryClient, Resolved};
+pub use client::{RegistryClient, Resolved, install_crypto_provider};
 pub use credentials::Credentials;
 pub use error::OciError;
 pub use wasm::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE, WasmArtifact};

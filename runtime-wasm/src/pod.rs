@@ -201,14 +201,14 @@ impl WasmPod {
                     Ok(result) => classify(result, &store.data().limiter, timeout),
                     Err(_elapsed) => Err(InvokeError::Timeout { after: timeout }),
                 };
-                // Send the outcome before the store (and with it the response body's
-                // sender) is dropped, so that the body sees it when its stream ends.
-                let _ = outcome_tx.send(outcome.clone());
-                drop(store);
                 if let Err(error) = &outcome {
                     tracing::warn!("guest failed: {error}");
                     log_failure(&log, error);
                 }
+                // Send the outcome before the store (and with it the response body's
+                // sender) is dropped, so that the body sees it when its stream ends.
+                let _ = outcome_tx.send(outcome.clone());
+                drop(store);
                 outcome
             }
             .in_current_span(),

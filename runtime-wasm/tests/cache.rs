@@ -44,7 +44,7 @@ fn compiled_components_come_from_the_disk_cache_afterwards() {
     // And it serves.
     let pod = restarted.prepare(&from_disk, PodSettings::new("hello-00001")).unwrap();
     let tokio = tokio::runtime::Runtime::new().unwrap();
-    let answer = tokio.block_on(common::get_on(&pod, "http://hello.default.localhost/")).unwrap();
+    let answer = tokio.block_on(common::get(&pod, "http://hello.default.localhost/")).unwrap();
     assert_eq!(answer.text(), "Hello World!\n");
 }
 

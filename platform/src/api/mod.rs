@@ -5,6 +5,7 @@
 //! as `Status` objects.
 
 mod auth;
+mod components;
 mod discovery;
 mod openapi;
 mod path;
@@ -29,6 +30,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::blobs::BlobStore;
 use crate::objects::{Objects, Patch, PatchKind};
 use crate::resources::ResourceType;
 use crate::status::{Reason, StatusError};
@@ -41,6 +43,7 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ApiState {
     objects: Objects,
+    blobs: BlobStore,
     token: Option<Arc<str>>,
     server_address: String,
     shutdown: CancellationToken,
@@ -49,11 +52,12 @@ pub struct ApiState {
 impl ApiState {
     pub fn new(
         store: SharedStore,
+        blobs: BlobStore,
         token: Option<String>,
         server_address: String,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { objects: Objects::new(store), token: token.map(Arc::from), server_address, shutdown }
+        Self { objects: Objects::new(store), blobs, token: token.map(Arc::from), server_address, shutdown }
     }
 }
 
@@ -69,6 +73,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/apis", get(|| async { json_response(StatusCode::OK, &discovery::group_list()) }))
         .route("/version", get(|| async { json_response(StatusCode::OK, &discovery::version()) }))
         .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, &openapi::root()) }))
+        .route("/skiff/v1/components", axum::routing::post(components::upload))
         .route("/livez", get(|| async { "ok" }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
@@ -174,6 +179,9 @@ async fn handle(
         };
     }
     let target = path::parse(path)?;
+    if target.subresource.as_deref() == Some(components::SUBRESOURCE) {
+        return components::deploy(state, method, &target, headers, body).await;
+    }
     let params: Params = Query::try_from_uri(uri).map(|Query(p)| p).unwrap_or_default();
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
     let objects = &state.objects;
@@ -316,14 +324,12 @@ fn watch(
 /// client, still sending, sees the 413 rather than a reset connection.
 const DRAIN_LIMIT_BYTES: usize = 256 * 1024 * 1024;
 
-fn too_large() -> StatusError {
-    StatusError::new(
-        Reason::RequestEntityTooLarge,
-        format!("the request body is larger than the limit of {MAX_BODY_BYTES} bytes"),
-    )
+fn too_large(limit: usize) -> StatusError {
+    StatusError::new(Reason::RequestEntityTooLarge, format!("the request body is larger than the limit of {limit} bytes"))
 }
 
-async fn read_body(body: Body) -> Result<bytes::Bytes, StatusError> {
+/// The body, at most `limit` bytes (413 past it).
+async fn read_body_limited(body: Body, limit: usize) -> Result<bytes::Bytes, StatusError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let mut collected = bytes::BytesMut::new();
@@ -333,14 +339,18 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, StatusError> {
             .map_err(|err| StatusError::bad_request(format!("reading the request body failed: {err}")))?;
         let Ok(data) = frame.into_data() else { continue };
         seen += data.len();
-        if seen > DRAIN_LIMIT_BYTES {
-            return Err(too_large());
+        if seen > DRAIN_LIMIT_BYTES.max(limit) {
+            return Err(too_large(limit));
         }
-        if seen <= MAX_BODY_BYTES {
+        if seen <= limit {
             collected.extend_from_slice(&data);
         }
     }
-    if seen > MAX_BODY_BYTES { Err(too_large()) } else { Ok(collected.freeze()) }
+    if seen > limit { Err(too_large(limit)) } else { Ok(collected.freeze()) }
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, StatusError> {
+    read_body_limited(body, MAX_BODY_BYTES).await
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, StatusError> {

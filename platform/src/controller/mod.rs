@@ -20,7 +20,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::dataplane::Tables;
 use crate::objects::Objects;
+use crate::runtime::wasm::WasmAdapter;
 
 /// What the reconcilers share.
 #[derive(Clone)]
@@ -28,6 +30,10 @@ pub struct Context {
     pub objects: Objects,
     /// Services answer at `{name}.{namespace}.{domain}`.
     pub domain: String,
+    /// The data plane's routes and running revisions.
+    pub tables: Arc<Tables>,
+    /// The Wasm runtime.
+    pub wasm: Arc<WasmAdapter>,
 }
 
 /// Start every control loop.

@@ -95,8 +95,3 @@ async fn read(response: http::Response<skiff_runtime_wasm::ResponseBody>) -> Res
     let body = body.collect().await.map_err(|e| InvokeError::Internal(format!("body: {e}")))?.to_bytes();
     Ok(Answer { status: parts.status.as_u16(), headers: parts.headers, body })
 }
-
-/// [`get`] for callers that hold a pod by value in a blocking test.
-pub async fn get_on(pod: &WasmPod, uri: &str) -> Result<Answer, InvokeError> {
-    get(pod, uri).await
-}

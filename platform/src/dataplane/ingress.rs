@@ -1,0 +1,145 @@
+//! The ingress: the data plane's HTTP front door.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body::Frame;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use super::routing::Tables;
+
+/// Extra time the ingress gives a pod past its own timeout before answering 504 itself.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
+pub fn router(tables: Arc<Tables>) -> Router {
+    Router::new().fallback(handle).with_state(tables)
+}
+
+fn plain(code: StatusCode, message: String) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message + "\n").into_response()
+}
+
+fn host_of(request: &Request) -> String {
+    let raw = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| request.uri().host());
+    let raw = raw.unwrap_or("").to_ascii_lowercase();
+    match raw.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host.to_string(),
+        _ => raw,
+    }
+}
+
+async fn handle(State(tables): State<Arc<Tables>>, request: Request) -> Response {
+    let host = host_of(&request);
+    let span = tracing::info_span!(
+        "ingress",
+        otel.name = %format!("{} {}", request.method(), host),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        server.address = %host,
+        faas.name = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    skiff_tracing::set_parent_from_headers(&span, request.headers());
+    let mut response = serve(&tables, &host, request, &span).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(value) = skiff_tracing::traceresponse(&span) {
+        response.headers_mut().insert(skiff_tracing::TRACERESPONSE_HEADER, value);
+    }
+    response
+}
+
+async fn serve(tables: &Tables, host: &str, request: Request, span: &tracing::Span) -> Response {
+    let Some(route) = tables.route(host) else {
+        return plain(StatusCode::NOT_FOUND, format!("no service answers at host {host:?}"));
+    };
+    let Some(revision_name) = route.pick() else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("service {:?} has no revision that can serve: {}", route.route, route.unavailable),
+        );
+    };
+    let Some(revision) = tables.revision(&route.namespace, revision_name) else {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("revision {revision_name:?} of service {:?} is not running", route.route),
+        );
+    };
+    span.record("faas.name", revision.service.as_deref().unwrap_or(&revision.name));
+    let permit = match &revision.limiter {
+        None => None,
+        Some(limiter) => match limiter.acquire().await {
+            Ok(permit) => Some(permit),
+            Err(full) => {
+                span.record("error.type", "overloaded");
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "service {:?} is overloaded: {} requests in flight (containerConcurrency) and {} waiting",
+                        route.route, full.limit, full.queue
+                    ),
+                );
+            }
+        },
+    };
+    match tokio::time::timeout(revision.timeout + TIMEOUT_GRACE, revision.pod.serve(request)).await {
+        Ok(Ok(response)) => match permit {
+            // The slot is held until the body has been streamed out.
+            Some(permit) => response.map(|body| Body::new(Holding { body, _permit: permit })),
+            None => response,
+        },
+        Ok(Err(failure)) => {
+            span.record("error.type", failure.kind);
+            tracing::warn!(revision = %revision.name, kind = failure.kind, "{}", failure.message);
+            let mut response =
+                plain(failure.status, format!("revision {:?} failed: {}", revision.name, failure.message));
+            response.headers_mut().insert("x-skiff-error", HeaderValue::from_static(failure.kind));
+            response
+        }
+        Err(_) => {
+            span.record("error.type", "timeout");
+            plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("revision {:?} did not answer within {:?}", revision.name, revision.timeout),
+            )
+        }
+    }
+}
+
+/// A body that keeps a concurrency slot until it is done.
+struct Holding {
+    body: Body,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
