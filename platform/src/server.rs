@@ -93,6 +93,7 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     let api = api::router(ApiState::new(
         store.clone(),
         blobs,
+        tables.clone(),
         options.token.clone(),
         api_address.to_string(),
         shutdown.clone(),

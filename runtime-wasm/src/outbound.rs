@@ -205,7 +205,7 @@ impl Rule {
                 Some((host, port)) => (host, Some(port)),
                 None => (rest, None),
             };
-            (parse_host(host).map_err(|reason| error(reason))?, port)
+            (parse_host(host).map_err(&error)?, port)
         };
         let port = match port {
             None => PortRule::SchemeDefault,

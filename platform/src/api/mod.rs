@@ -6,6 +6,7 @@
 
 mod auth;
 mod components;
+mod logs;
 mod discovery;
 mod openapi;
 mod path;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::blobs::BlobStore;
+use crate::dataplane::Tables;
 use crate::objects::{Objects, Patch, PatchKind};
 use crate::resources::ResourceType;
 use crate::status::{Reason, StatusError};
@@ -44,6 +46,7 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub struct ApiState {
     objects: Objects,
     blobs: BlobStore,
+    tables: Arc<Tables>,
     token: Option<Arc<str>>,
     server_address: String,
     shutdown: CancellationToken,
@@ -53,11 +56,12 @@ impl ApiState {
     pub fn new(
         store: SharedStore,
         blobs: BlobStore,
+        tables: Arc<Tables>,
         token: Option<String>,
         server_address: String,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { objects: Objects::new(store), blobs, token: token.map(Arc::from), server_address, shutdown }
+        Self { objects: Objects::new(store), blobs, tables, token: token.map(Arc::from), server_address, shutdown }
     }
 }
 
@@ -179,10 +183,12 @@ async fn handle(
         };
     }
     let target = path::parse(path)?;
-    if target.subresource.as_deref() == Some(components::SUBRESOURCE) {
-        return components::deploy(state, method, &target, headers, body).await;
-    }
     let params: Params = Query::try_from_uri(uri).map(|Query(p)| p).unwrap_or_default();
+    match target.subresource.as_deref() {
+        Some(components::SUBRESOURCE) => return components::deploy(state, method, &target, headers, body).await,
+        Some(logs::SUBRESOURCE) if method == Method::GET => return logs::revision_log(&state.tables, &target, &params),
+        _ => {}
+    }
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
     let objects = &state.objects;
     let resource = target.resource;
