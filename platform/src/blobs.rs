@@ -62,6 +62,11 @@ impl BlobStore {
         Ok(digest)
     }
 
+    /// Whether the blob with `digest` is kept.
+    pub fn contains(&self, digest: &str) -> bool {
+        self.path(digest).is_file()
+    }
+
     /// The bytes with `digest`, checked against it.
     pub fn get(&self, digest: &str) -> std::io::Result<Vec<u8>> {
         let bytes = std::fs::read(self.path(digest))?;

@@ -15,8 +15,8 @@ use crate::blobs::BlobStore;
 use crate::controller::{self, Context};
 use crate::dataplane::{self, Tables};
 use crate::objects::Objects;
-use crate::runtime::wasm::WasmAdapter;
 use crate::resources::NAMESPACES;
+use crate::runtime::wasm::WasmAdapter;
 use crate::store::{RedbStore, SharedStore};
 
 /// What `skiff up` is told on its command line.
@@ -82,11 +82,13 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     })
     .context("starting the Wasm runtime")?;
     let registry = skiff_runtime_oci::RegistryClient::new(skiff_runtime_oci::Credentials::from_env());
-    let wasm = Arc::new(WasmAdapter::new(runtime, blobs.clone(), registry, options.domain.clone(), ingress_address));
+    let wasm =
+        Arc::new(WasmAdapter::new(runtime, blobs.clone(), registry, options.domain.clone(), ingress_address));
     let tables = Arc::new(Tables::new(&options.domain));
 
     let shutdown = CancellationToken::new();
-    let context = Context { objects: objects.clone(), domain: options.domain.clone(), tables: tables.clone(), wasm };
+    let context =
+        Context { objects: objects.clone(), domain: options.domain.clone(), tables: tables.clone(), wasm };
     let mut controllers = controller::start(context, shutdown.clone());
     controllers.push(tokio::spawn(tables.clone().follow_routes(store.clone(), shutdown.clone())));
 

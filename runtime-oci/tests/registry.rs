@@ -1,15 +1,13 @@
 //! The registry client against a real registry (`docker-registry`, distribution v2.8) on
 //! loopback: pushes, pulls, tag moves, errors, basic auth and docker config files.
 
-mod support;
-
 use base64::Engine as _;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{OciImageIndex, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use sha2::Digest as _;
 use skiff_runtime_oci::{Credentials, OciError, RegistryClient, WASM_CONFIG_MEDIA_TYPE};
-use support::{BasicAuth, Registry};
+use skiff_tests::registry::{self as support, BasicAuth, Registry};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "correct horse";

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::cache::{ComponentCache, sha256_hex};
@@ -25,7 +25,7 @@ pub struct RuntimeConfig {
     /// Ceiling of one instance's linear memory, and the virtual address space reserved
     /// for each memory slot of the pool (per-pod limits are enforced below it). At 4 GiB
     /// (the default) compiled code needs no bounds checks; the pool reserves about
-    /// `max_instances * 2 * (max_memory_bytes + 32 MiB)` of address space (not memory).
+    /// `max_instances * (max_memory_bytes + 32 MiB)` of address space (not memory).
     pub max_memory_bytes: u64,
     /// Period of the epoch ticker: how often a running guest yields to other tasks, and
     /// the granularity of timeouts.
@@ -43,17 +43,20 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Linear memories (and tables) the pool holds per component instance. A component
-/// built by Rust for `wasm32-wasip2` has one memory; the allowance covers a second one
-/// (an adapter's) without doubling the reservations of the common case.
-const MEMORIES_PER_INSTANCE: u32 = 2;
+/// Linear memories the pool holds per component instance. A component built by Rust for
+/// `wasm32-wasip2` has one (the guests of `examples/` all do); one with more takes more
+/// slots, so fewer of them fit at once. Each slot reserves `max_memory_bytes` plus a
+/// guard of address space: one per instance keeps the default pool at about 4 TiB of
+/// the 128 TiB a process may map.
+const MEMORIES_PER_INSTANCE: u32 = 1;
 /// Core instances per component instance: a Rust component has its main module plus
-/// small shim modules (indirect calls through tables) and sometimes an adapter.
+/// small shim modules for indirect calls, sometimes an adapter.
 const CORE_INSTANCES_PER_INSTANCE: u32 = 8;
-/// Tables per component instance (the shims each have one).
-const TABLES_PER_INSTANCE: u32 = 8;
-/// Memory kept resident (reset with `memset` rather than `madvise`) per slot when an
-/// instance ends: cheaper than page faults for the first pages of the next instance.
+/// Tables per component instance (Rust components have two).
+const TABLES_PER_INSTANCE: u32 = 4;
+/// Memory reset by `memset` rather than `madvise` per slot when an instance ends; with
+/// `PAGEMAP_SCAN` (Linux 6.7+) only the dirty pages are reset, so the next instance
+/// reuses resident pages instead of faulting them in again.
 const KEEP_RESIDENT: usize = 512 * 1024;
 
 /// The Wasm runtime of a process: one wasmtime engine, its pooling allocator, its epoch
@@ -202,7 +205,8 @@ fn engine_config(config: &RuntimeConfig) -> Result<Config, WasmError> {
         .total_stacks(instances)
         .max_memory_size(max_memory)
         .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT);
+        .table_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(Enabled::Auto);
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
         .epoch_interruption(true)

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tracing::{Instrument, field};
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, WasmBacktrace};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -155,7 +155,9 @@ impl WasmPod {
         let pod = &self.inner;
         let settings = &pod.settings;
         let started = Instant::now();
-        let deadline = started + settings.timeout;
+        // A timeout too large to add is as good as none.
+        let deadline =
+            started.checked_add(settings.timeout).unwrap_or(started + Duration::from_secs(1 << 32));
 
         let mut store = Store::new(
             &pod.runtime.engine,
@@ -187,7 +189,7 @@ impl WasmPod {
         // wall-clock bound stops one that waits on the host (a body, an outbound call).
         let grace = pod.runtime.config.epoch_tick * 2;
         let log = settings.log.clone();
-        let task = tokio::spawn(
+        let mut task = AbortOnDrop(Some(tokio::spawn(
             async move {
                 let run = async {
                     let proxy = pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
@@ -197,7 +199,7 @@ impl WasmPod {
                         .await
                         .map_err(Failure::Guest)
                 };
-                let outcome = match tokio::time::timeout(timeout + grace, run).await {
+                let outcome = match tokio::time::timeout(timeout.saturating_add(grace), run).await {
                     Ok(result) => classify(result, &store.data().limiter, timeout),
                     Err(_elapsed) => Err(InvokeError::Timeout { after: timeout }),
                 };
@@ -212,10 +214,12 @@ impl WasmPod {
                 outcome
             }
             .in_current_span(),
-        );
+        )));
 
         match response_rx.await {
             Ok(Ok(response)) => {
+                // From here the guest runs on its own, streaming the body.
+                task.detach();
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "response head sent");
                 Ok(response.map(|inner| ResponseBody::new(inner, outcome_rx)))
             }
@@ -226,10 +230,7 @@ impl WasmPod {
             Err(_) => {
                 let outcome = match outcome_rx.try_recv() {
                     Ok(outcome) => outcome,
-                    Err(_) => match task.await {
-                        Ok(outcome) => outcome,
-                        Err(join) => Err(InvokeError::Internal(format!("invocation task failed: {join}"))),
-                    },
+                    Err(_) => task.outcome().await,
                 };
                 Err(outcome.err().unwrap_or(InvokeError::NoResponse))
             }
@@ -249,6 +250,36 @@ impl WasmPod {
     /// The pod's log.
     pub fn log(&self) -> &PodLog {
         &self.inner.settings.log
+    }
+}
+
+/// Aborts the invocation task (stopping the guest) if the caller stops waiting for the
+/// response head, for example because the client went away.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<(), InvokeError>>>);
+
+impl AbortOnDrop {
+    /// Lets the task run to its end whatever happens to this guard.
+    fn detach(&mut self) {
+        self.0 = None;
+    }
+
+    /// Waits for the task's outcome.
+    async fn outcome(&mut self) -> Result<(), InvokeError> {
+        match self.0.as_mut() {
+            Some(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(join) => Err(InvokeError::Internal(format!("invocation task failed: {join}"))),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 
@@ -278,8 +309,18 @@ fn classify(
     if instantiating {
         Err(InvokeError::Instantiate(format!("{error:#}")))
     } else {
-        Err(InvokeError::Trap { message: format!("{error:?}") })
+        Err(InvokeError::Trap { message: trap_message(&error) })
     }
+}
+
+/// What a trap was (first line), then the guest's backtrace when there is one.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let mut message = error.root_cause().to_string();
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        message.push('\n');
+        message.push_str(backtrace.to_string().trim_end());
+    }
+    message
 }
 
 /// Writes a failure the guest cannot report itself into the pod log.

@@ -23,6 +23,7 @@ async fn a_panicking_guest_is_a_trap_and_the_pod_keeps_serving() {
     );
     let err = get(&pod, "http://misbehave.default.localhost/trap").await.unwrap_err();
     let InvokeError::Trap { message } = &err else { panic!("expected a trap, got {err:?}") };
+    eprintln!("trap: {message}");
     assert!(message.contains("unreachable"), "{message}");
     // The guest's panic message went to its stderr, into the pod log.
     let lines = log.lines();
@@ -108,4 +109,40 @@ async fn spamming_stdout_times_out_and_the_log_stays_bounded() {
     assert!(log.dropped() > 0, "nothing dropped");
     assert!(lines.iter().any(|l| l.stream == LogStream::Stdout && l.text.contains("spamming stdout")));
     eprintln!("kept {} lines, dropped {}", lines.len(), log.dropped());
+}
+
+/// A caller that stops waiting (a client gone) stops the guest: it is aborted rather than
+/// left spinning until its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_request_stops_the_guest() {
+    let log = PodLog::new(100);
+    let timeout = Duration::from_millis(1500);
+    let pod = pod(
+        skiff_guests::MISBEHAVE,
+        settings_with("misbehave-00001", timeout, Arc::new(AllowList::deny_all()), log.clone()),
+    );
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(100), get(&pod, "http://m.localhost/loop")).await;
+    assert!(gave_up.is_err(), "the loop cannot answer");
+    tokio::time::sleep(timeout + Duration::from_millis(300)).await;
+    let lines = log.lines();
+    assert!(
+        !lines.iter().any(|l| l.text.contains("timed out")),
+        "the guest ran until its timeout instead of being stopped: {lines:?}"
+    );
+}
+
+#[test]
+fn handle_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let pod = pod(skiff_guests::HELLO, settings("hello-00001"));
+    let request = http::Request::get("/").body(http_body_util::Empty::<bytes::Bytes>::new()).unwrap();
+    let future = pod.handle(request);
+    assert_send(&future);
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<skiff_runtime_wasm::WasmPod>();
+    assert_send_sync::<skiff_runtime_wasm::WasmRuntime>();
+    assert_send_sync::<skiff_runtime_wasm::PodLog>();
+    fn assert_send_only<T: Send + 'static>() {}
+    assert_send_only::<skiff_runtime_wasm::ResponseBody>();
 }

@@ -2,6 +2,7 @@
 //! user would.
 
 pub mod otlp;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,13 @@ pub fn skiff_bin() -> PathBuf {
 /// The root of the Skiff workspace.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// An HTTP client for tests. reqwest is built without a bundled TLS provider in this
+/// workspace, so the process installs ring first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 /// A running `skiff up` with its own data directory and ports.
@@ -104,7 +112,7 @@ impl Skiff {
             data,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
-            http: reqwest::Client::new(),
+            http: http_client(),
             extra_env: Vec::new(),
         }
     }
@@ -225,6 +233,50 @@ impl Skiff {
             assert!(Instant::now() < deadline, "timed out waiting on {path}; last: {status} {object}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// The data plane, as a client sees it.
+impl Skiff {
+    /// A request to the service answering at `host` (sent to the data plane's address with
+    /// that `Host`, as glibc does not resolve `*.localhost`).
+    pub fn to_host(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.data)).header("host", host)
+    }
+
+    /// GET `path` at `host`: status and body text.
+    pub async fn call(&self, host: &str, path: &str) -> (u16, String) {
+        let response =
+            self.to_host(reqwest::Method::GET, host, path).send().await.expect("request to the data plane");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Deploy a `.wasm` file as service `name` in `default` with one request.
+    pub async fn deploy_wasm(&self, name: &str, wasm: &str) -> Value {
+        let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("reading {wasm}: {e}"));
+        let response = self
+            .http
+            .put(format!("{}/apis/serving.knative.dev/v1/namespaces/default/services/{name}/wasm", self.api))
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("deploy request");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("deploy answer");
+        assert!(status == 200 || status == 201, "deploying {name}: {status} {body}");
+        body
+    }
+
+    /// Wait until service `name` (namespace `default`) is Ready for its current generation.
+    pub async fn wait_ready(&self, name: &str) -> Value {
+        let path = format!("/apis/serving.knative.dev/v1/namespaces/default/services/{name}");
+        self.wait_for(&path, Duration::from_secs(60), |s| {
+            s["status"]["observedGeneration"] == s["metadata"]["generation"]
+                && condition(s, "Ready").is_some_and(|(status, _)| status == "True")
+        })
+        .await
     }
 }
 

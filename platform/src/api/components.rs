@@ -44,7 +44,11 @@ pub(super) struct UploadParams {
     name: Option<String>,
 }
 
-pub(super) async fn upload(State(state): State<ApiState>, Query(params): Query<UploadParams>, body: Body) -> Response {
+pub(super) async fn upload(
+    State(state): State<ApiState>,
+    Query(params): Query<UploadParams>,
+    body: Body,
+) -> Response {
     let name = params.name.unwrap_or_else(|| "component".into());
     if let Some(problem) = serving::dns1035_problem(&name) {
         return StatusError::bad_request(format!("name: {problem}")).into_response();
@@ -70,13 +74,21 @@ pub(super) async fn deploy(
         return Err(super::path::not_found());
     };
     if target.resource != &SERVICES {
-        return Err(StatusError::new(Reason::NotFound, format!("{} has no subresource \"wasm\"", target.resource.plural)));
+        return Err(StatusError::new(
+            Reason::NotFound,
+            format!("{} has no subresource \"wasm\"", target.resource.plural),
+        ));
     }
     if method != Method::PUT {
         return Err(StatusError::new(Reason::MethodNotAllowed, "send the .wasm file with PUT"));
     }
     if let Some(problem) = serving::dns1035_problem(name) {
-        return Err(StatusError::invalid("Service", SERVICES.group, name, vec![Cause::new("metadata.name", problem)]));
+        return Err(StatusError::invalid(
+            "Service",
+            SERVICES.group,
+            name,
+            vec![Cause::new("metadata.name", problem)],
+        ));
     }
     let (digest, _) = keep(state, body).await?;
     let image = blobs::local_image(name, &digest);
@@ -95,8 +107,11 @@ pub(super) async fn deploy(
         Err(err) => Err(err),
         Ok(current) => {
             // Point the template at the new component and keep the rest of the container.
-            let mut containers =
-                current.pointer("/spec/template/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut containers = current
+                .pointer("/spec/template/spec/containers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if containers.is_empty() {
                 containers.push(json!({}));
             }
@@ -107,7 +122,14 @@ pub(super) async fn deploy(
                 "spec": {"runtimeClassName": "wasm", "containers": containers},
             }}});
             let updated = objects
-                .patch(&SERVICES, Some(namespace), name, None, Patch { kind: PatchKind::Merge, body: patch }, false)
+                .patch(
+                    &SERVICES,
+                    Some(namespace),
+                    name,
+                    None,
+                    Patch { kind: PatchKind::Merge, body: patch },
+                    false,
+                )
                 .await?;
             Ok(json_response(StatusCode::OK, &updated))
         }

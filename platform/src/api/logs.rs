@@ -12,12 +12,19 @@ use crate::status::{Reason, StatusError};
 
 pub const SUBRESOURCE: &str = "log";
 
-pub(super) fn revision_log(tables: &Tables, target: &Target, params: &Params) -> Result<Response, StatusError> {
+pub(super) fn revision_log(
+    tables: &Tables,
+    target: &Target,
+    params: &Params,
+) -> Result<Response, StatusError> {
     let (Some(namespace), Some(name)) = (target.namespace.as_deref(), target.name.as_deref()) else {
         return Err(super::path::not_found());
     };
     if target.resource != &REVISIONS {
-        return Err(StatusError::new(Reason::NotFound, format!("{} has no subresource \"log\"", target.resource.plural)));
+        return Err(StatusError::new(
+            Reason::NotFound,
+            format!("{} has no subresource \"log\"", target.resource.plural),
+        ));
     }
     let Some(entry) = tables.revision(namespace, name) else {
         return Err(StatusError::new(

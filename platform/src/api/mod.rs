@@ -6,8 +6,8 @@
 
 mod auth;
 mod components;
-mod logs;
 mod discovery;
+mod logs;
 mod openapi;
 mod path;
 mod selector;
@@ -61,7 +61,14 @@ impl ApiState {
         server_address: String,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { objects: Objects::new(store), blobs, tables, token: token.map(Arc::from), server_address, shutdown }
+        Self {
+            objects: Objects::new(store),
+            blobs,
+            tables,
+            token: token.map(Arc::from),
+            server_address,
+            shutdown,
+        }
     }
 }
 
@@ -185,8 +192,12 @@ async fn handle(
     let target = path::parse(path)?;
     let params: Params = Query::try_from_uri(uri).map(|Query(p)| p).unwrap_or_default();
     match target.subresource.as_deref() {
-        Some(components::SUBRESOURCE) => return components::deploy(state, method, &target, headers, body).await,
-        Some(logs::SUBRESOURCE) if method == Method::GET => return logs::revision_log(&state.tables, &target, &params),
+        Some(components::SUBRESOURCE) => {
+            return components::deploy(state, method, &target, headers, body).await;
+        }
+        Some(logs::SUBRESOURCE) if method == Method::GET => {
+            return logs::revision_log(&state.tables, &target, &params);
+        }
         _ => {}
     }
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
@@ -331,7 +342,10 @@ fn watch(
 const DRAIN_LIMIT_BYTES: usize = 256 * 1024 * 1024;
 
 fn too_large(limit: usize) -> StatusError {
-    StatusError::new(Reason::RequestEntityTooLarge, format!("the request body is larger than the limit of {limit} bytes"))
+    StatusError::new(
+        Reason::RequestEntityTooLarge,
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
 }
 
 /// The body, at most `limit` bytes (413 past it).

@@ -180,6 +180,8 @@ impl ApiClient {
         if !base.starts_with("http://") {
             anyhow::bail!("--server {server:?} is not an http:// URL");
         }
+        // reqwest is built without a bundled TLS provider: make sure the process has one.
+        skiff_runtime_oci::install_crypto_provider();
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
         let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
         Ok(Self { http, base, token })
@@ -285,6 +287,40 @@ impl ApiClient {
     pub async fn delete(&self, kind: &Kind, namespace: &str, name: &str) -> Result<Value, ApiError> {
         let path = kind.object_path(namespace, name);
         self.send(Method::DELETE, &path, self.request(Method::DELETE, &path)).await
+    }
+
+    /// `POST /skiff/v1/components?name=NAME`: keeps a `.wasm` file on the node and answers
+    /// `{"image": "skiff.local/components/NAME@sha256:...", "digest": ..., "size": ...}`.
+    pub async fn upload_component(&self, name: &str, bytes: Vec<u8>) -> Result<Value, ApiError> {
+        let path = "/skiff/v1/components";
+        let request = self
+            .request(Method::POST, path)
+            .query(&[("name", name)])
+            .header(header::CONTENT_TYPE, "application/wasm")
+            .body(bytes);
+        self.send(Method::POST, path, request).await
+    }
+
+    /// `GET .../revisions/{name}/log[?tailLines=N]`: the text the revision's pod wrote.
+    pub async fn revision_log(
+        &self,
+        kind: &Kind,
+        namespace: &str,
+        name: &str,
+        tail: Option<usize>,
+    ) -> Result<String, ApiError> {
+        let path = format!("{}/log", kind.object_path(namespace, name));
+        let mut request = self.request(Method::GET, &path);
+        if let Some(tail) = tail {
+            request = request.query(&[("tailLines", tail)]);
+        }
+        let response = request.send().await.map_err(|err| self.transport_error(&Method::GET, &path, &err))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|err| self.transport_error(&Method::GET, &path, &err))?;
+        if !status.is_success() {
+            return Err(ApiError::from_response(&Method::GET, &path, status, &body));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// `?watch=true` on a collection, from `resource_version` on when given.

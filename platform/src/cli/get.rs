@@ -138,7 +138,7 @@ pub fn document(object: &Value, format: Option<OutputFormat>) -> anyhow::Result<
 }
 
 /// kn lists revisions by service, newest generation first.
-fn sort_revisions(items: &mut [Value]) {
+pub fn sort_revisions(items: &mut [Value]) {
     items.sort_by(|a, b| {
         let key = |o: &Value| (namespace(o).to_string(), label(o, "serving.knative.dev/service").to_string());
         let generation =

@@ -5,12 +5,14 @@ mod apply;
 mod client;
 mod get;
 mod kinds;
+mod logs;
 mod object;
 mod revision;
 mod service;
 mod table;
 mod up;
 mod wait;
+mod wasm;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -61,6 +63,10 @@ enum Command {
     /// Look at revisions.
     #[command(subcommand, visible_alias = "rev", alias = "revisions")]
     Revision(revision::RevisionCommand),
+    /// Show what a service's running revisions wrote (stdout, stderr, host messages).
+    Logs(logs::LogsArgs),
+    /// Push a .wasm component to an OCI registry as a Wasm artifact; prints the pinned reference.
+    Push(wasm::PushArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,14 +93,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Up(args) = &cli.command {
         return crate::server::run(args.options(token.as_deref())?).await;
     }
+    if let Command::Push(args) = &cli.command {
+        return wasm::push(args).await;
+    }
     let client = ApiClient::new(&server, token)?;
     match &cli.command {
-        Command::Up(_) => Ok(()),
+        Command::Up(_) | Command::Push(_) => Ok(()),
         Command::Apply(args) => apply::run(&client, &namespace, args).await,
         Command::Get(args) => get::run(&client, &namespace, args).await,
         Command::Delete(args) => delete(&client, &namespace, args).await,
         Command::Service(command) => service::run(&client, &namespace, command).await,
         Command::Revision(command) => revision::run(&client, &namespace, command).await,
+        Command::Logs(args) => logs::run(&client, &namespace, args).await,
     }
 }
 
@@ -166,5 +176,23 @@ mod tests {
         assert!(Cli::try_parse_from(["skiff", "rev", "list", "-s", "hello"]).is_ok());
         assert!(Cli::try_parse_from(["skiff", "service", "create", "hello"]).is_ok());
         assert!(Cli::try_parse_from(["skiff", "delete", "ksvc"]).is_err());
+    }
+
+    #[test]
+    fn logs_and_push_take_their_arguments() {
+        let cli =
+            Cli::try_parse_from(["skiff", "logs", "hello", "--revision", "hello-00002", "--tail", "20"])
+                .unwrap();
+        let Command::Logs(args) = cli.command else { panic!("not logs") };
+        assert_eq!(
+            (args.service.as_str(), args.revision.as_deref(), args.tail),
+            ("hello", Some("hello-00002"), Some(20))
+        );
+        let cli =
+            Cli::try_parse_from(["skiff", "push", "hello.wasm", "localhost:5000/fns/hello:v1"]).unwrap();
+        let Command::Push(args) = cli.command else { panic!("not push") };
+        assert_eq!(args.file, std::path::PathBuf::from("hello.wasm"));
+        assert_eq!(args.reference, "localhost:5000/fns/hello:v1");
+        assert!(Cli::try_parse_from(["skiff", "push", "hello.wasm"]).is_err());
     }
 }

@@ -11,6 +11,7 @@ use super::runner::{Action, ReconcileError, Reconciler};
 use crate::dataplane::{Limiter, RevisionEntry};
 use crate::resources::meta::{self, Condition};
 use crate::resources::{REVISIONS, ResourceType};
+use crate::runtime::wasm::Resolved;
 use crate::runtime::{RevisionSpec, Runtime, RuntimeError};
 use crate::store::ObjectKey;
 
@@ -26,8 +27,8 @@ impl RevisionReconciler {
         Self { context }
     }
 
-    /// Start the revision's pod; returns the pinned image reference.
-    async fn start(&self, revision: &Value) -> Result<String, RuntimeError> {
+    /// Start the revision's pod; returns what it pinned.
+    async fn start(&self, revision: &Value) -> Result<Resolved, RuntimeError> {
         let mut spec = RevisionSpec::from_revision(revision)?;
         let wasm = &self.context.wasm;
         let is_wasm = match spec.runtime_class.as_deref() {
@@ -44,11 +45,9 @@ impl RevisionReconciler {
                 ),
             ));
         }
-        let pinned = match &spec.pinned_digest {
-            Some(pinned) => pinned.clone(),
-            None => wasm.resolve_digest(&spec.image).await?,
-        };
-        spec.pinned_digest = Some(pinned.clone());
+        let resolved = wasm.resolve(&spec).await?;
+        spec.pinned_image = Some(resolved.pinned_image.clone());
+        spec.component_digest = Some(resolved.component_digest.clone());
         let pod = wasm.start_pod(&spec).await?;
         self.context.tables.insert_revision(RevisionEntry {
             namespace: spec.namespace.clone(),
@@ -59,7 +58,7 @@ impl RevisionReconciler {
             limiter: Limiter::for_concurrency(spec.container_concurrency, 1),
             timeout: spec.timeout,
         });
-        Ok(pinned)
+        Ok(resolved)
     }
 }
 
@@ -79,19 +78,28 @@ impl Reconciler for RevisionReconciler {
             return Ok(Action::Await);
         };
         let uid = meta::uid(&revision).to_string();
-        let running = self.context.tables.revision(&key.namespace, &key.name).filter(|entry| entry.uid == uid);
+        let running =
+            self.context.tables.revision(&key.namespace, &key.name).filter(|entry| entry.uid == uid);
         let outcome = match running {
-            Some(_) => Ok(revision
-                .pointer("/status/containerStatuses/0/imageDigest")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()),
+            Some(_) => Ok(Resolved {
+                pinned_image: meta::str_at(&revision, "/status/containerStatuses/0/imageDigest")
+                    .unwrap_or_default()
+                    .to_string(),
+                component_digest: meta::str_at(&revision, "/status/componentDigest")
+                    .unwrap_or_default()
+                    .to_string(),
+            }),
             None => self.start(&revision).await,
         };
-        let container = revision.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or("user-container");
+        let container =
+            revision.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or("user-container");
         let (conditions, replicas, pinned, action) = match &outcome {
             Ok(pinned) => (
-                vec![Condition::truthy("ResourcesAvailable"), Condition::truthy("ContainerHealthy"), Condition::truthy("Active")],
+                vec![
+                    Condition::truthy("ResourcesAvailable"),
+                    Condition::truthy("ContainerHealthy"),
+                    Condition::truthy("Active"),
+                ],
                 1,
                 Some(pinned.clone()),
                 Action::Await,
@@ -118,8 +126,9 @@ impl Reconciler for RevisionReconciler {
             "actualReplicas": replicas,
             "desiredReplicas": replicas,
         });
-        if let Some(pinned) = pinned.filter(|p| !p.is_empty()) {
-            status["containerStatuses"] = json!([{"name": container, "imageDigest": pinned}]);
+        if let Some(resolved) = pinned.filter(|r| !r.pinned_image.is_empty()) {
+            status["containerStatuses"] = json!([{"name": container, "imageDigest": resolved.pinned_image}]);
+            status["componentDigest"] = json!(resolved.component_digest);
         }
         children::write_status(objects, key.clone(), &uid, status).await?;
         Ok(action)

@@ -17,6 +17,10 @@ use tracing::Instrument;
 
 use super::routing::Tables;
 
+/// How long a request waits for a revision routed to but not running yet (its pod is
+/// being prepared, as after a restart).
+const START_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Extra time the ingress gives a pod past its own timeout before answering 504 itself.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
@@ -29,7 +33,8 @@ fn plain(code: StatusCode, message: String) -> Response {
 }
 
 fn host_of(request: &Request) -> String {
-    let raw = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| request.uri().host());
+    let raw =
+        request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| request.uri().host());
     let raw = raw.unwrap_or("").to_ascii_lowercase();
     match raw.rsplit_once(':') {
         Some((host, port)) if port.parse::<u16>().is_ok() => host.to_string(),
@@ -74,10 +79,13 @@ async fn serve(tables: &Tables, host: &str, request: Request, span: &tracing::Sp
             format!("service {:?} has no revision that can serve: {}", route.route, route.unavailable),
         );
     };
-    let Some(revision) = tables.revision(&route.namespace, revision_name) else {
+    let Some(revision) = tables.revision_within(&route.namespace, revision_name, START_PATIENCE).await else {
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("revision {revision_name:?} of service {:?} is not running", route.route),
+            format!(
+                "revision {revision_name:?} of service {:?} did not start within {START_PATIENCE:?}",
+                route.route
+            ),
         );
     };
     span.record("faas.name", revision.service.as_deref().unwrap_or(&revision.name));
@@ -131,7 +139,10 @@ impl http_body::Body for Holding {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
     }
 

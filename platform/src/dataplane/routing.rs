@@ -62,13 +62,20 @@ struct Routes {
 /// The data plane's view of routes and running revisions.
 pub struct Tables {
     domain: String,
+    /// Woken whenever a revision starts running.
+    started: tokio::sync::Notify,
     routes: RwLock<Routes>,
     revisions: RwLock<HashMap<(String, String), Arc<RevisionEntry>>>,
 }
 
 impl Tables {
     pub fn new(domain: &str) -> Self {
-        Self { domain: domain.to_ascii_lowercase(), routes: RwLock::default(), revisions: RwLock::default() }
+        Self {
+            domain: domain.to_ascii_lowercase(),
+            started: tokio::sync::Notify::new(),
+            routes: RwLock::default(),
+            revisions: RwLock::default(),
+        }
     }
 
     pub fn route(&self, host: &str) -> Option<Arc<RouteEntry>> {
@@ -91,10 +98,34 @@ impl Tables {
     pub fn insert_revision(&self, entry: RevisionEntry) {
         let key = (entry.namespace.clone(), entry.name.clone());
         self.revisions.write().unwrap_or_else(|p| p.into_inner()).insert(key, Arc::new(entry));
+        self.started.notify_waiters();
+    }
+
+    /// The revision's entry, waiting up to `patience` for it to start running (a restart, a
+    /// new revision whose pod is being prepared).
+    pub async fn revision_within(
+        &self,
+        namespace: &str,
+        name: &str,
+        patience: Duration,
+    ) -> Option<Arc<RevisionEntry>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let started = self.started.notified();
+            if let Some(entry) = self.revision(namespace, name) {
+                return Some(entry);
+            }
+            if tokio::time::timeout_at(deadline, started).await.is_err() {
+                return None;
+            }
+        }
     }
 
     pub fn remove_revision(&self, namespace: &str, name: &str) -> Option<Arc<RevisionEntry>> {
-        self.revisions.write().unwrap_or_else(|p| p.into_inner()).remove(&(namespace.to_string(), name.to_string()))
+        self.revisions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(namespace.to_string(), name.to_string()))
     }
 
     /// Rebuild the hosts of `route` from its status.
@@ -126,7 +157,10 @@ impl Tables {
                 entries.push((format!("{tag}-{base}"), entry));
             }
         }
-        entries.push((base, RouteEntry { namespace: namespace.clone(), route: name.clone(), split, unavailable }));
+        entries.push((
+            base,
+            RouteEntry { namespace: namespace.clone(), route: name.clone(), split, unavailable },
+        ));
 
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         for host in routes.hosts_of.remove(&(namespace.clone(), name.clone())).unwrap_or_default() {
@@ -212,8 +246,7 @@ mod tests {
     fn a_route_without_traffic_says_why() {
         let tables = Tables::new("localhost");
         let mut r = route(json!([]));
-        r["status"]["conditions"] =
-            json!([{"type": "Ready", "status": "Unknown", "reason": "RevisionMissing", "message": "waiting"}]);
+        r["status"]["conditions"] = json!([{"type": "Ready", "status": "Unknown", "reason": "RevisionMissing", "message": "waiting"}]);
         tables.update_route(&r);
         let entry = tables.route("hello.default.localhost").unwrap();
         assert_eq!(entry.pick(), None);

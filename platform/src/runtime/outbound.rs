@@ -41,7 +41,8 @@ impl OutboundPolicy for PlatformOutbound {
                 .parse()
                 .map_err(|e| format!("cannot route {uri} to the ingress: {e}"))?;
             *request.uri_mut() = rewritten;
-            let host = HeaderValue::from_str(&authority).map_err(|e| format!("bad host {authority:?}: {e}"))?;
+            let host =
+                HeaderValue::from_str(&authority).map_err(|e| format!("bad host {authority:?}: {e}"))?;
             request.headers_mut().insert(HOST, host);
         } else if !self.allow.allows(&uri) {
             return Err(format!(
@@ -59,7 +60,11 @@ mod tests {
     use super::*;
 
     fn policy(allow: &[&str]) -> PlatformOutbound {
-        PlatformOutbound::new("localhost", "127.0.0.1:8080".parse().unwrap(), AllowList::new(allow.iter().copied()).unwrap())
+        PlatformOutbound::new(
+            "localhost",
+            "127.0.0.1:8080".parse().unwrap(),
+            AllowList::new(allow.iter().copied()).unwrap(),
+        )
     }
 
     #[test]

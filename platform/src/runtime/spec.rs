@@ -30,8 +30,11 @@ pub struct RevisionSpec {
     pub container_concurrency: u32,
     /// From the annotation [`ALLOWED_OUTBOUND_HOSTS`].
     pub allowed_outbound_hosts: Vec<String>,
-    /// The digest a previous start pinned (`status.containerStatuses[0].imageDigest`).
-    pub pinned_digest: Option<String>,
+    /// The image pinned by digest at the first start (`status.containerStatuses[0].imageDigest`).
+    pub pinned_image: Option<String>,
+    /// The sha256 of the component's bytes, once known (`status.componentDigest`): the key of
+    /// the blob store and the compile cache, so a restart needs no registry.
+    pub component_digest: Option<String>,
 }
 
 impl RevisionSpec {
@@ -56,12 +59,17 @@ impl RevisionSpec {
             Some(raw) => {
                 let text = raw.as_str().map(str::to_string).unwrap_or_else(|| raw.to_string());
                 Some(parse_quantity(&text).ok_or_else(|| {
-                    RuntimeError::new("InvalidResources", format!("resources.limits.memory {text:?} is not a quantity"))
+                    RuntimeError::new(
+                        "InvalidResources",
+                        format!("resources.limits.memory {text:?} is not a quantity"),
+                    )
                 })?)
             }
         };
         let allowed_outbound_hosts = meta::annotation(revision, ALLOWED_OUTBOUND_HOSTS)
-            .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect())
+            .map(|list| {
+                list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
+            })
             .unwrap_or_default();
         Ok(Self {
             namespace: meta::namespace(revision).to_string(),
@@ -69,11 +77,17 @@ impl RevisionSpec {
             uid: meta::uid(revision).to_string(),
             service: meta::label(revision, LABEL_SERVICE).map(str::to_string),
             image: container["image"].as_str().unwrap_or_default().to_string(),
-            runtime_class: revision.pointer("/spec/runtimeClassName").and_then(Value::as_str).map(str::to_string),
+            runtime_class: revision
+                .pointer("/spec/runtimeClassName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             env,
             memory_limit,
             timeout: Duration::from_secs(
-                revision.pointer("/spec/timeoutSeconds").and_then(Value::as_u64).unwrap_or(DEFAULT_TIMEOUT_SECONDS as u64),
+                revision
+                    .pointer("/spec/timeoutSeconds")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(DEFAULT_TIMEOUT_SECONDS as u64),
             ),
             container_concurrency: revision
                 .pointer("/spec/containerConcurrency")
@@ -81,8 +95,12 @@ impl RevisionSpec {
                 .unwrap_or(0)
                 .min(u32::MAX as u64) as u32,
             allowed_outbound_hosts,
-            pinned_digest: revision
+            pinned_image: revision
                 .pointer("/status/containerStatuses/0/imageDigest")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            component_digest: revision
+                .pointer("/status/componentDigest")
                 .and_then(Value::as_str)
                 .map(str::to_string),
         })
@@ -117,7 +135,8 @@ mod tests {
 
     #[test]
     fn bad_memory_is_a_reason() {
-        let revision = json!({"spec": {"containers": [{"image": "x", "resources": {"limits": {"memory": "lots"}}}]}});
+        let revision =
+            json!({"spec": {"containers": [{"image": "x", "resources": {"limits": {"memory": "lots"}}}]}});
         assert_eq!(RevisionSpec::from_revision(&revision).unwrap_err().reason, "InvalidResources");
     }
 }

@@ -9,7 +9,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use skiff_runtime_oci::RegistryClient;
-use skiff_runtime_wasm::{AllowList, InvokeError, Loaded, PodLog, PodSettings, WasmError, WasmPod, WasmRuntime};
+use skiff_runtime_wasm::{
+    AllowList, InvokeError, Loaded, PodLog, PodSettings, WasmError, WasmPod, WasmRuntime,
+};
 
 use super::{InvokeFailure, LogEntry, PlatformOutbound, Pod, RevisionSpec, Runtime, RuntimeError};
 use crate::blobs::{self, BlobStore};
@@ -36,52 +38,52 @@ impl WasmAdapter {
         Self { runtime, blobs, registry, domain, ingress }
     }
 
-    /// The compiled component for `spec`: from the compile cache when its digest is known
-    /// (a restart or a scale from zero), else fetched and compiled.
-    async fn component(&self, spec: &RevisionSpec) -> Result<Loaded, RuntimeError> {
-        let known = blobs::local_digest(&spec.image).map(str::to_string).or_else(|| spec.pinned_digest.clone());
-        if let Some(digest) = known.as_deref().and_then(|d| d.strip_prefix("sha256:").or(Some(d))) {
-            let runtime = self.runtime.clone();
-            let digest = digest.to_string();
-            let cached = tokio::task::spawn_blocking(move || runtime.load_cached(&digest))
-                .await
-                .map_err(|e| RuntimeError::new("InternalError", e.to_string()))?
-                .map_err(invalid)?;
-            if let Some(loaded) = cached {
-                return Ok(loaded);
-            }
+    /// Pin what `spec` runs: the image by digest and the component by the sha256 of its
+    /// bytes, which are kept in the blob store. A revision that already knows both (a restart,
+    /// a scale from zero) needs no registry.
+    pub async fn resolve(&self, spec: &RevisionSpec) -> Result<Resolved, RuntimeError> {
+        if let Some(digest) = blobs::local_digest(&spec.image) {
+            return Ok(Resolved { pinned_image: spec.image.clone(), component_digest: digest.to_string() });
         }
-        let bytes = match blobs::local_digest(&spec.image) {
-            Some(digest) => self.blobs.get(digest).map_err(|e| {
-                RuntimeError::new("ContainerMissing", format!("uploaded component {}: {e}", spec.image))
-            })?,
-            None => {
-                let reference = spec.pinned_digest.as_ref().map_or(spec.image.clone(), |digest| pin(&spec.image, digest));
-                let artifact = self
-                    .registry
-                    .pull_wasm(&reference)
-                    .await
-                    .map_err(|e| RuntimeError::new("ContainerMissing", format!("pulling {reference}: {e}")))?;
-                artifact.bytes.to_vec()
-            }
-        };
+        if let (Some(pinned), Some(digest)) = (&spec.pinned_image, &spec.component_digest)
+            && self.blobs.contains(digest)
+        {
+            return Ok(Resolved { pinned_image: pinned.clone(), component_digest: digest.clone() });
+        }
+        let reference = spec.pinned_image.clone().unwrap_or_else(|| spec.image.clone());
+        let artifact = self
+            .registry
+            .pull_wasm(&reference)
+            .await
+            .map_err(|e| RuntimeError::new("ContainerMissing", format!("pulling {reference}: {e}")))?;
+        let blobs = self.blobs.clone();
+        let digest = tokio::task::spawn_blocking(move || blobs.put(&artifact.bytes))
+            .await
+            .map_err(|e| RuntimeError::new("InternalError", e.to_string()))?
+            .map_err(|e| RuntimeError::new("InternalError", format!("keeping {reference}: {e}")))?;
+        Ok(Resolved { pinned_image: artifact.pinned, component_digest: digest })
+    }
+
+    /// The compiled component with `digest`: from the compile cache, else compiled from
+    /// the blob store.
+    async fn component(&self, digest: &str) -> Result<Loaded, RuntimeError> {
+        let (runtime, wanted) = (self.runtime.clone(), digest.to_string());
+        let cached = tokio::task::spawn_blocking(move || runtime.load_cached(&wanted))
+            .await
+            .map_err(|e| RuntimeError::new("InternalError", e.to_string()))?
+            .map_err(invalid)?;
+        if let Some(loaded) = cached {
+            return Ok(loaded);
+        }
+        let bytes = self
+            .blobs
+            .get(digest)
+            .map_err(|e| RuntimeError::new("ContainerMissing", format!("component sha256:{digest}: {e}")))?;
         let runtime = self.runtime.clone();
         tokio::task::spawn_blocking(move || runtime.load(&bytes))
             .await
             .map_err(|e| RuntimeError::new("InternalError", e.to_string()))?
             .map_err(invalid)
-    }
-
-    /// The registry digest a tag resolves to now, to pin in the revision's status.
-    pub async fn resolve_digest(&self, image: &str) -> Result<String, RuntimeError> {
-        if let Some(digest) = blobs::local_digest(image) {
-            return Ok(format!("sha256:{digest}"));
-        }
-        self.registry
-            .resolve(image)
-            .await
-            .map(|resolved| resolved.digest)
-            .map_err(|e| RuntimeError::new("ContainerMissing", format!("resolving {image}: {e}")))
     }
 
     /// Whether `image` is a Wasm component (uploaded, or a Wasm OCI artifact).
@@ -96,19 +98,20 @@ impl WasmAdapter {
     }
 }
 
-/// `registry/repo:tag` pinned to `digest`: `registry/repo@sha256:...`.
-fn pin(image: &str, digest: &str) -> String {
-    let repository = image.split('@').next().unwrap_or(image);
-    let repository = match repository.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => repository,
-    };
-    format!("{repository}@{digest}")
+/// What a revision runs, pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// `registry/repo@sha256:...` (the manifest), or the `skiff.local` reference.
+    pub pinned_image: String,
+    /// sha256 of the component's bytes, hex.
+    pub component_digest: String,
 }
 
 fn invalid(err: WasmError) -> RuntimeError {
     match err {
-        WasmError::NotAComponent(_) | WasmError::WrongWorld(_) => RuntimeError::new("InvalidComponent", err.to_string()),
+        WasmError::NotAComponent(_) | WasmError::WrongWorld(_) => {
+            RuntimeError::new("InvalidComponent", err.to_string())
+        }
         other => RuntimeError::new("InternalError", other.to_string()),
     }
 }
@@ -120,10 +123,20 @@ impl Runtime for WasmAdapter {
 
     fn start_pod<'a>(&'a self, spec: &'a RevisionSpec) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>> {
         async move {
-            let loaded = self.component(spec).await?;
-            let allow = AllowList::new(spec.allowed_outbound_hosts.iter().map(String::as_str)).map_err(|e| {
-                RuntimeError::new("InvalidAnnotation", format!("{}: {e}", super::spec::ALLOWED_OUTBOUND_HOSTS))
+            let digest = spec.component_digest.as_deref().ok_or_else(|| {
+                RuntimeError::new(
+                    "InternalError",
+                    format!("revision {} was not resolved before its start", spec.name),
+                )
             })?;
+            let loaded = self.component(digest).await?;
+            let allow =
+                AllowList::new(spec.allowed_outbound_hosts.iter().map(String::as_str)).map_err(|e| {
+                    RuntimeError::new(
+                        "InvalidAnnotation",
+                        format!("{}: {e}", super::spec::ALLOWED_OUTBOUND_HOSTS),
+                    )
+                })?;
             let log = PodLog::new(LOG_LINES);
             let settings = PodSettings {
                 memory_limit_bytes: spec.memory_limit.unwrap_or(PodSettings::DEFAULT_MEMORY_LIMIT_BYTES),
@@ -179,17 +192,5 @@ impl Pod for WasmPodHandle {
             })
             .collect();
         (lines, self.log.dropped())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::pin;
-
-    #[test]
-    fn tags_are_replaced_by_the_pinned_digest() {
-        assert_eq!(pin("127.0.0.1:5000/hello:v1", "sha256:ab"), "127.0.0.1:5000/hello@sha256:ab");
-        assert_eq!(pin("127.0.0.1:5000/hello", "sha256:ab"), "127.0.0.1:5000/hello@sha256:ab");
-        assert_eq!(pin("r.io/a/b@sha256:00", "sha256:ab"), "r.io/a/b@sha256:ab");
     }
 }

@@ -132,10 +132,11 @@ pub fn new_service(name: &str, namespace: &str, edits: &TemplateEdits) -> Value 
 
 async fn create(client: &ApiClient, namespace: &str, args: &CreateArgs) -> anyhow::Result<()> {
     let name = &args.name;
-    if args.template.image.is_none() {
-        anyhow::bail!("service create needs --image");
+    if args.template.image.is_none() && args.template.wasm.is_none() {
+        anyhow::bail!("service create needs --image (an image in a registry) or --wasm (a .wasm file)");
     }
-    let edits = TemplateEdits::parse(&args.template, name)?;
+    let mut edits = TemplateEdits::parse(&args.template, name)?;
+    upload_wasm(client, name, &args.template, &mut edits).await?;
     let service = new_service(name, namespace, &edits);
     let kind = services()?;
     let (verb, answer) = match client.create(kind, namespace, &service).await {
@@ -154,8 +155,13 @@ async fn create(client: &ApiClient, namespace: &str, args: &CreateArgs) -> anyho
 
 async fn update(client: &ApiClient, namespace: &str, args: &UpdateArgs) -> anyhow::Result<()> {
     let name = &args.name;
-    let edits = TemplateEdits::parse(&args.template, name)?;
+    let mut edits = TemplateEdits::parse(&args.template, name)?;
     let traffic = TrafficEdits::parse(&args.traffic, &args.tag, &args.untag)?;
+    if args.template.wasm.is_some() {
+        // Fail before uploading when there is no service to update.
+        client.get(services()?, namespace, name).await?;
+    }
+    upload_wasm(client, name, &args.template, &mut edits).await?;
     let mut before = None;
     let answer = replace(client, namespace, name, |current| {
         before = Some(current.clone());
@@ -164,6 +170,30 @@ async fn update(client: &ApiClient, namespace: &str, args: &UpdateArgs) -> anyho
     .await?;
     let before_latest = before.as_ref().map(|b| str_at(b, "/status/latestReadyRevisionName").to_string());
     finish(client, namespace, &args.wait, "updated", before_latest, &answer).await
+}
+
+/// With `--wasm FILE`: uploads the file to the node and makes the template run it, as the
+/// upload's image with `runtimeClassName: wasm`, in the same write as the other flags.
+async fn upload_wasm(
+    client: &ApiClient,
+    service: &str,
+    args: &TemplateArgs,
+    edits: &mut TemplateEdits,
+) -> anyhow::Result<()> {
+    let Some(path) = &args.wasm else { return Ok(()) };
+    let bytes = super::wasm::read_component(path).await?;
+    let size = bytes.len();
+    let uploaded = client
+        .upload_component(service, bytes)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot upload {}: {err}", path.display()))?;
+    let image = str_at(&uploaded, "/image");
+    if image.is_empty() {
+        anyhow::bail!("the server took {} but answered no image reference: {uploaded}", path.display());
+    }
+    eprintln!("Uploaded {} ({size} bytes) as {image}", path.display());
+    edits.use_component(image);
+    Ok(())
 }
 
 /// The service after the update's edits: the template, then the traffic.
@@ -341,6 +371,69 @@ mod tests {
                 {"latestRevision": true, "percent": 50},
                 {"tag": "old", "revisionName": "hello-00001", "latestRevision": false, "percent": 50},
             ])
+        );
+    }
+
+    #[test]
+    fn wasm_and_image_are_exclusive() {
+        let try_parse =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied()));
+        assert!(try_parse(&["service", "create", "hello", "--wasm", "h.wasm", "--image", "x"]).is_err());
+        assert!(try_parse(&["service", "update", "hello", "--wasm", "h.wasm", "--image", "x"]).is_err());
+        assert!(
+            try_parse(&["service", "create", "hello", "--wasm", "h.wasm", "--runtime-class", "x"]).is_err()
+        );
+        let cli = parse(&["service", "update", "hello", "--wasm", "h.wasm", "--env", "TARGET=Skiff"]);
+        let Command::Service(ServiceCommand::Update(args)) = &cli.command else { panic!("not update") };
+        assert_eq!(args.template.wasm.as_deref(), Some(std::path::Path::new("h.wasm")));
+    }
+
+    #[test]
+    fn an_uploaded_component_runs_as_wasm_with_the_other_flags() {
+        let cli = parse(&[
+            "service",
+            "create",
+            "hello",
+            "--wasm",
+            "h.wasm",
+            "--env",
+            "TARGET=Skiff",
+            "--scale-min",
+            "1",
+        ]);
+        let Command::Service(ServiceCommand::Create(args)) = &cli.command else { panic!("not create") };
+        let mut edits = TemplateEdits::parse(&args.template, &args.name).unwrap();
+        edits.use_component("skiff.local/components/hello@sha256:ab");
+        let service = new_service(&args.name, "default", &edits);
+        assert_eq!(
+            service["spec"]["template"],
+            json!({
+                "spec": {
+                    "containers": [{
+                        "image": "skiff.local/components/hello@sha256:ab",
+                        "env": [{"name": "TARGET", "value": "Skiff"}],
+                    }],
+                    "runtimeClassName": "wasm",
+                },
+                "metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "1"}},
+            })
+        );
+        let cli = parse(&[
+            "service",
+            "update",
+            "hello",
+            "--image",
+            "localhost:5000/hello:v1",
+            "--runtime-class",
+            "wasm",
+        ]);
+        let Command::Service(ServiceCommand::Update(args)) = &cli.command else { panic!("not update") };
+        let edits = TemplateEdits::parse(&args.template, &args.name).unwrap();
+        let current = json!({"metadata": {"name": "hello"}, "spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}});
+        let updated = edit(&current, &edits, &TrafficEdits::default()).unwrap();
+        assert_eq!(
+            updated["spec"]["template"]["spec"],
+            json!({"containers": [{"image": "localhost:5000/hello:v1"}], "runtimeClassName": "wasm"})
         );
     }
 

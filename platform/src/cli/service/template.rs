@@ -6,9 +6,15 @@ use serde_json::{Map, Value, json};
 /// Flags that shape the revision template; any change to it makes a new revision.
 #[derive(Debug, Default, clap::Args)]
 pub struct TemplateArgs {
-    /// The container image (or Wasm component) to run.
+    /// The container image (or Wasm component in a registry) to run.
     #[arg(long)]
     pub image: Option<String>,
+    /// A Wasm component file to upload to the node and run (sets runtimeClassName: wasm).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["image", "runtime_class"])]
+    pub wasm: Option<std::path::PathBuf>,
+    /// The runtime class of the revisions (spec.template.spec.runtimeClassName), e.g. wasm.
+    #[arg(long, value_name = "NAME")]
+    pub runtime_class: Option<String>,
     /// An environment variable NAME=VALUE; NAME- removes it. Repeatable.
     #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
@@ -34,6 +40,8 @@ pub struct TemplateArgs {
 
 pub const MIN_SCALE: &str = "autoscaling.knative.dev/min-scale";
 pub const MAX_SCALE: &str = "autoscaling.knative.dev/max-scale";
+/// The runtime class of Wasm revisions.
+pub const WASM_RUNTIME_CLASS: &str = "wasm";
 
 /// What the flags ask of the template, parsed and checked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,6 +52,7 @@ pub struct TemplateEdits {
     pub annotations: Vec<(String, Option<String>)>,
     pub concurrency: Option<u32>,
     pub revision_name: Option<String>,
+    pub runtime_class: Option<String>,
 }
 
 impl TemplateEdits {
@@ -72,9 +81,16 @@ impl TemplateEdits {
             edits.annotations.push((MAX_SCALE.to_string(), Some(max.to_string())));
         }
         edits.port = args.port.as_deref().map(parse_port).transpose()?;
+        edits.runtime_class = args.runtime_class.as_deref().map(parse_runtime_class).transpose()?;
         edits.revision_name =
             args.revision_name.as_deref().map(|name| revision_name(service, name)).transpose()?;
         Ok(edits)
+    }
+
+    /// Runs the component at `image` (an uploaded `.wasm`) with the Wasm runtime.
+    pub fn use_component(&mut self, image: &str) {
+        self.image = Some(image.to_string());
+        self.runtime_class = Some(WASM_RUNTIME_CLASS.to_string());
     }
 
     /// Makes the edits in `service.spec.template`. When they change the template and name no
@@ -97,6 +113,9 @@ impl TemplateEdits {
         if let Some(concurrency) = self.concurrency {
             object_at(service, &["spec", "template", "spec"])
                 .insert("containerConcurrency".into(), json!(concurrency));
+        }
+        if let Some(class) = &self.runtime_class {
+            object_at(service, &["spec", "template", "spec"]).insert("runtimeClassName".into(), json!(class));
         }
         if self.image.is_some() || !self.env.is_empty() || self.port.is_some() {
             self.edit_container(first_container(service));
@@ -156,6 +175,22 @@ fn parse_port(raw: &str) -> anyhow::Result<(Option<String>, u16)> {
         Ok(port) if port > 0 => Ok((name, port)),
         _ => anyhow::bail!("--port {raw:?}: want a port number from 1 to 65535"),
     }
+}
+
+/// A runtime class is a DNS-1123 subdomain (`wasm`, `runc`).
+fn parse_runtime_class(raw: &str) -> anyhow::Result<String> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 253
+        && raw.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        });
+    if !valid {
+        anyhow::bail!("--runtime-class {raw:?}: want a lowercase name such as wasm");
+    }
+    Ok(raw.to_string())
 }
 
 /// kn's rule: a revision's name starts with its service's name and a dash.
@@ -297,6 +332,20 @@ mod tests {
             empty,
             json!({"spec": {"template": {"spec": {"containers": [{"image": "x", "ports": [{"containerPort": 8080}]}]}}}})
         );
+    }
+
+    #[test]
+    fn a_runtime_class_lands_in_the_template_spec() {
+        let args = TemplateArgs { runtime_class: Some("wasm".into()), ..no_flags() };
+        let mut service = sample();
+        TemplateEdits::parse(&args, "hello").unwrap().apply(&mut service);
+        assert_eq!(service["spec"]["template"]["spec"]["runtimeClassName"], "wasm");
+        // A new template: the old revision name goes.
+        assert!(service["spec"]["template"]["metadata"].get("name").is_none());
+        for bad in ["", "Wasm", "-x", "a..b", "w asm"] {
+            let args = TemplateArgs { runtime_class: Some(bad.into()), ..no_flags() };
+            assert!(TemplateEdits::parse(&args, "hello").is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! free loopback port with its storage in a temporary directory, optionally behind htpasswd
 //! basic auth. Dropping the [`Registry`] stops it.
 
-#![allow(dead_code)]
-
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
