@@ -1,29 +1,71 @@
 #!/usr/bin/env bash
-# Set up what is missing, build Skiff, start it and deploy the examples.
-# Stop it with Ctrl-C. State lives in ./.skiff (delete it to start afresh).
+# Set up what is missing, build Skiff and the example functions, start a loopback OCI
+# registry and Skiff, push the examples and deploy them from examples/manifests.
+# Stop everything with Ctrl-C. State lives in ./.skiff (delete it to start afresh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 cargo build --release --locked -p skiff-platform --bin skiff
+cargo build --release --locked --target wasm32-wasip2 \
+  --manifest-path examples/Cargo.toml --target-dir target/guests
 skiff=./target/release/skiff
+guests=target/guests/wasm32-wasip2/release
+registry="${SKIFF_EXAMPLES_REGISTRY:-127.0.0.1:5000}"
+api="${SKIFF_SERVER:-http://127.0.0.1:8081}"
+mkdir -p .skiff
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+wait_for() { # URL WHAT PID
+  for _ in $(seq 1 200); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { echo "$2 exited during start-up" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "$2 did not answer at $1" >&2; exit 1
+}
+
+# The examples' images live in Debian's docker-registry on loopback.
+if ! curl -fsS -o /dev/null "http://$registry/v2/" 2>/dev/null; then
+  cat > .skiff/registry.yml <<YAML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $PWD/.skiff/registry
+http:
+  addr: $registry
+YAML
+  docker-registry serve .skiff/registry.yml > .skiff/registry.log 2>&1 &
+  pids+=($!)
+  wait_for "http://$registry/v2/" "docker-registry" "$!"
+fi
 
 "$skiff" up --data-dir .skiff "$@" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
-
-api="${SKIFF_SERVER:-http://127.0.0.1:8081}"
-for _ in $(seq 1 100); do
-  curl -fsS "$api/readyz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { echo "skiff exited during start-up" >&2; exit 1; }
-  sleep 0.1
-done
+pids+=($!)
+wait_for "$api/readyz" "skiff" "$!"
 
 for manifest in examples/manifests/*.yaml; do
-  SKIFF_SERVER="$api" "$skiff" apply -f "$manifest"
+  name=$(basename "$manifest" .yaml)
+  "$skiff" push "$guests/$name.wasm" "$registry/skiff-examples/$name:latest" >/dev/null
+  sed "s|127.0.0.1:5000|$registry|" "$manifest" | "$skiff" apply -f -
 done
-echo
-echo "Skiff is running (pid $pid). Try:"
-echo "  $skiff service list"
-echo "  kubectl --server $api get ksvc"
-wait "$pid"
+"$skiff" service list
+
+cat <<TEXT
+
+Skiff is running. Try:
+  curl http://hello.default.localhost:8080/
+  curl -d 'some data' http://echo.default.localhost:8080/
+  curl 'http://fetch.default.localhost:8080/?url=http://hello.default.localhost/'
+  $skiff service create mine --wasm $guests/hello.wasm --env TARGET=you
+  kubectl --server $api get ksvc,revisions
+Ctrl-C stops it.
+TEXT
+wait "${pids[@]}"

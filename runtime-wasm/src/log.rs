@@ -1,11 +1,4 @@
 //! A pod's log: guest stdout/stderr and host messages in a bounded ring of lines.
-//!
-//! Bounds hold whatever the guest does: at most `capacity_lines` lines and
-//! [`PodLog::DEFAULT_MAX_BYTES`] bytes are kept (the oldest go first), lines longer than
-//! [`PodLog::MAX_LINE_BYTES`] are split, and a token bucket admits at most
-//! `capacity_lines` lines per second (with a burst of as many). Lines over the rate are
-//! dropped before anything is allocated for them and counted in [`PodLog::dropped`], so a
-//! guest printing in a tight loop costs a mutex and a newline count per write.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -50,7 +43,16 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// A pod's bounded in-memory log. Cheap to clone: clones share the same buffer.
+/// A pod's bounded in-memory log of lines: the guest's stdout and stderr (assembled
+/// into lines across writes) and host messages about the guest. Cheap to clone: clones
+/// share the same buffer.
+///
+/// Bounds hold whatever the guest does: at most `capacity_lines` lines and
+/// [`PodLog::DEFAULT_MAX_BYTES`] bytes are kept (the oldest go first), lines longer than
+/// [`PodLog::MAX_LINE_BYTES`] are split, and a token bucket admits at most
+/// `capacity_lines` lines per second (with a burst of as many). Lines over the rate are
+/// dropped before anything is allocated for them and counted in [`PodLog::dropped`], so a
+/// guest printing in a tight loop costs a mutex and a newline count per write.
 #[derive(Clone)]
 pub struct PodLog {
     inner: Arc<Mutex<Ring>>,

@@ -1,27 +1,7 @@
 //! Outbound HTTP from guests: the [`OutboundPolicy`] seam, the [`AllowList`] policy, and
 //! the `wasi:http` hook that applies a policy to every request a guest sends.
 //!
-//! # Allow-list syntax
-//!
-//! In the spirit of Spin's `allowed_outbound_hosts`, each pattern is
-//! `[scheme://]host[:port]`:
-//!
-//! | Pattern | Allows |
-//! |---|---|
-//! | `*` | everything (any scheme, host and port) |
-//! | `api.example.com` | `http://api.example.com:80` and `https://api.example.com:443` |
-//! | `*.example.com` | any subdomain of `example.com` (not `example.com` itself), default ports |
-//! | `https://api.example.com` | only HTTPS, port 443 |
-//! | `http://localhost:8080` | only that scheme, host and port |
-//! | `http://127.0.0.1:*` | any port on that address, plain HTTP |
-//! | `*://api.example.com:*` | any scheme (`http` or `https`) and any port on that host |
-//! | `[::1]:8080` | IPv6 literals go in brackets |
-//!
-//! * The scheme is `http`, `https` or `*`; without one, both `http` and `https` match.
-//! * Without a port, only the scheme's default port matches (80 for `http`, 443 for
-//!   `https`); `*` matches any port.
-//! * The host is a name or an IP literal, compared case-insensitively; `*` matches any
-//!   host and a leading `*.` any subdomain. No other wildcards, no paths.
+//! The syntax of allow-lists is documented on [`AllowList`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -58,8 +38,30 @@ where
     }
 }
 
-/// An [`OutboundPolicy`] allowing the hosts that match one of its patterns (see the
-/// [module documentation](self) for the syntax) and refusing everything else.
+/// An [`OutboundPolicy`] allowing the hosts that match one of its patterns and refusing
+/// everything else.
+///
+/// # Syntax
+///
+/// In the spirit of Spin's `allowed_outbound_hosts`, each pattern is
+/// `[scheme://]host[:port]`:
+///
+/// | Pattern | Allows |
+/// |---|---|
+/// | `*` | everything (any scheme, host and port) |
+/// | `api.example.com` | `http://api.example.com:80` and `https://api.example.com:443` |
+/// | `*.example.com` | any subdomain of `example.com` (not `example.com` itself), default ports |
+/// | `https://api.example.com` | only HTTPS, port 443 |
+/// | `http://localhost:8080` | only that scheme, host and port |
+/// | `http://127.0.0.1:*` | any port on that address, plain HTTP |
+/// | `*://api.example.com:*` | any scheme (`http` or `https`) and any port on that host |
+/// | `[::1]:8080` | IPv6 literals go in brackets |
+///
+/// * The scheme is `http`, `https` or `*`; without one, both `http` and `https` match.
+/// * Without a port, only the scheme's default port matches (80 for `http`, 443 for
+///   `https`); `*` matches any port.
+/// * The host is a name or an IP literal, compared case-insensitively; `*` matches any
+///   host and a leading `*.` any subdomain. No other wildcards, no paths.
 #[derive(Debug, Clone, Default)]
 pub struct AllowList {
     rules: Vec<Rule>,
