@@ -147,6 +147,8 @@ async fn a_wasm_file_becomes_a_service_that_updates_splits_logs_and_goes() {
     assert!(err.contains("/nonexistent"), "{err}");
     let err = fails(&skiff, &["service", "create", "x", "--wasm", "/etc/hostname"]);
     assert!(err.contains("not a WebAssembly file"), "{err}");
+    let err = fails(&skiff, &["service", "create", "misbehave", "--wasm", skiff_guests::MISBEHAVE]);
+    assert!(err.contains("already exists"), "{err}");
     let err = fails(&skiff, &["logs", "nosuch"]);
     assert!(err.contains("'nosuch' not found"), "{err}");
     let err = fails(&skiff, &["logs", "hello"]);

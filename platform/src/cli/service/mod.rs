@@ -136,18 +136,23 @@ async fn create(client: &ApiClient, namespace: &str, args: &CreateArgs) -> anyho
         anyhow::bail!("service create needs --image (an image in a registry) or --wasm (a .wasm file)");
     }
     let mut edits = TemplateEdits::parse(&args.template, name)?;
+    let kind = services()?;
+    let exists = || already_exists(name, namespace);
+    // Fail before uploading when the create would fail.
+    if args.template.wasm.is_some()
+        && !args.force
+        && client.get_optional(kind, namespace, name).await?.is_some()
+    {
+        return Err(exists());
+    }
     upload_wasm(client, name, &args.template, &mut edits).await?;
     let service = new_service(name, namespace, &edits);
-    let kind = services()?;
     let (verb, answer) = match client.create(kind, namespace, &service).await {
         Ok(created) => ("created", created),
         Err(err) if err.is_already_exists() && args.force => {
             ("replaced", replace(client, namespace, name, |_| Ok(service.clone())).await?)
         }
-        Err(err) if err.is_already_exists() => anyhow::bail!(
-            "cannot create service '{name}' in namespace '{namespace}' because the service already exists \
-             and no --force option was given"
-        ),
+        Err(err) if err.is_already_exists() => return Err(exists()),
         Err(err) => return Err(err.into()),
     };
     finish(client, namespace, &args.wait, verb, None, &answer).await
@@ -170,6 +175,13 @@ async fn update(client: &ApiClient, namespace: &str, args: &UpdateArgs) -> anyho
     .await?;
     let before_latest = before.as_ref().map(|b| str_at(b, "/status/latestReadyRevisionName").to_string());
     finish(client, namespace, &args.wait, "updated", before_latest, &answer).await
+}
+
+fn already_exists(name: &str, namespace: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot create service '{name}' in namespace '{namespace}' because the service already exists \
+         and no --force option was given"
+    )
 }
 
 /// With `--wasm FILE`: uploads the file to the node and makes the template run it, as the
