@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # Benchmarks: programs that print figures next to a baseline measured in the same run.
-# Usage: scripts/bench.sh [api]
+# Usage: scripts/bench.sh [api] [wasm]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export SKIFF_RELEASE=1
-for bench in "${@:-api}"; do
+benches=("${@:-api}")
+for bench in "${benches[@]}"; do
+  if [ "$bench" = wasm ]; then
+    # The wasm bench drives load with wrk and compares with wasmtime serve (wasmtime-cli,
+    # the same version as the wasmtime crates Skiff embeds).
+    if ! command -v wrk >/dev/null 2>&1; then
+      echo "bench: installing wrk"
+      sudo=""
+      [ "$(id -u)" -eq 0 ] || sudo="sudo"
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk
+    fi
+    if [ ! -x target/tools/bin/wasmtime ]; then
+      echo "bench: installing wasmtime-cli 48.0.8 into target/tools"
+      cargo install wasmtime-cli@48.0.8 --locked --root target/tools
+    fi
+  fi
+done
+for bench in "${benches[@]}"; do
   cargo bench --locked -p skiff-tests --bench "$bench"
 done

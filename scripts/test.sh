@@ -12,6 +12,7 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
-# The end-to-end tests start the real skiff binary; build it first so tests don't race to.
+# The end-to-end tests start the real skiff binary: build it once and point them at it.
 cargo build --locked -p skiff-platform --bin skiff
+export SKIFF_BIN="$PWD/target/debug/skiff"
 cargo test --workspace --locked

@@ -128,6 +128,13 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
 }
 
 async fn serve_until(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
+    use axum::serve::ListenerExt;
+    // Small responses go out at once: no Nagle delay waiting for the client's ACK.
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "setting TCP_NODELAY failed");
+        }
+    });
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
     if let Err(err) = result {
         tracing::error!(error = %err, "a listener failed");

@@ -25,6 +25,16 @@ pub fn skiff_bin() -> PathBuf {
         let root = workspace_root();
         let mut command = Command::new(cargo);
         command.args(["build", "--quiet", "-p", "skiff-platform", "--bin", "skiff"]).current_dir(&root);
+        // The variables cargo sets for a test process would make build scripts of the
+        // nested build think their environment changed, and rebuild: pass only the basics.
+        command.env_clear();
+        for var in
+            ["PATH", "HOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR", "TMPDIR"]
+        {
+            if let Some(value) = std::env::var_os(var) {
+                command.env(var, value);
+            }
+        }
         if release {
             command.arg("--release");
         }
