@@ -99,6 +99,9 @@ pub fn init(default_service_name: &str, opts: TelemetryOptions) -> Result<Teleme
 
 /// Builds the OTLP exporter and a tracer provider with a batch processor.
 fn build_provider(service_name: &str, export: &ExportConfig) -> Result<SdkTracerProvider, TelemetryError> {
+    // reqwest is built without a bundled TLS provider in this workspace: the exporter's
+    // HTTP client needs one installed (ring) before it is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let endpoint = export.endpoint.clone();
     let built = match export.protocol {
         Protocol::Grpc => {
