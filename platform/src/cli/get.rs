@@ -448,7 +448,10 @@ mod tests {
             plural: "brokers",
             singular: "broker",
             short_names: &[],
+            categories: &[],
             namespaced: true,
+            status_subresource: true,
+            key: "eventing.knative.dev/brokers",
         };
         let text = render(&broker, &[json!({"metadata": {"name": "default"}})], &context(), false, false);
         assert_eq!(text, "NAME      AGE   READY     REASON\ndefault         Unknown\n");

@@ -1,50 +1,13 @@
 //! The kinds the CLI knows: the names a user types (`ksvc`, `revisions`, `ns`) and where each
-//! kind lives in the REST API. Adding a kind is one line in [`KINDS`].
+//! kind lives in the REST API, from the API's own table of kinds.
 
-/// One kind of object the API serves, as the CLI addresses it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Kind {
-    /// API group; empty for the core group (`/api/v1`).
-    pub group: &'static str,
-    pub version: &'static str,
-    /// `Service`, as objects say it in `kind`.
-    pub kind: &'static str,
-    pub plural: &'static str,
-    pub singular: &'static str,
-    pub short_names: &'static [&'static str],
-    pub namespaced: bool,
-}
-
-const fn kind(
-    group: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    singular: &'static str,
-    short_names: &'static [&'static str],
-    namespaced: bool,
-) -> Kind {
-    Kind { group, version: "v1", kind, plural, singular, short_names, namespaced }
-}
+/// The CLI addresses the same kinds the API serves: one table, in [`crate::resources`].
+pub use crate::resources::ResourceType as Kind;
 
 /// Every kind the CLI can name. The first match of a name wins.
-pub static KINDS: &[Kind] = &[
-    kind("serving.knative.dev", "Service", "services", "service", &["ksvc", "ksvcs"], true),
-    kind("serving.knative.dev", "Configuration", "configurations", "configuration", &["config", "cfg"], true),
-    kind("serving.knative.dev", "Revision", "revisions", "revision", &["rev"], true),
-    kind("serving.knative.dev", "Route", "routes", "route", &["rt"], true),
-    kind("", "Namespace", "namespaces", "namespace", &["ns"], false),
-];
+static KINDS: &[&Kind] = crate::resources::ALL;
 
 impl Kind {
-    /// `serving.knative.dev/v1`, or `v1` for the core group.
-    pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.to_string()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
-    }
-
     /// The name kubectl prints before an object's name: `service.serving.knative.dev`, `namespace`.
     pub fn qualified(&self) -> String {
         if self.group.is_empty() {
@@ -56,15 +19,7 @@ impl Kind {
 
     /// The collection: in `namespace`, or across all namespaces when `namespace` is `None`.
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
-        let root = if self.group.is_empty() {
-            "/api/v1".to_string()
-        } else {
-            format!("/apis/{}/{}", self.group, self.version)
-        };
-        match namespace {
-            Some(ns) if self.namespaced => format!("{root}/namespaces/{ns}/{}", self.plural),
-            _ => format!("{root}/{}", self.plural),
-        }
+        self.path(namespace)
     }
 
     /// One object of this kind.
@@ -86,7 +41,7 @@ impl Kind {
 
 /// The kind a user means by `name`: plural, singular, short name, or `plural.group`.
 pub fn lookup(name: &str) -> anyhow::Result<&'static Kind> {
-    KINDS.iter().find(|k| k.answers_to(name)).ok_or_else(|| {
+    KINDS.iter().copied().find(|k| k.answers_to(name)).ok_or_else(|| {
         let known: Vec<&str> = KINDS.iter().map(|k| k.plural).collect();
         anyhow::anyhow!("unknown kind {name:?}: known kinds are {}", known.join(", "))
     })
@@ -94,7 +49,7 @@ pub fn lookup(name: &str) -> anyhow::Result<&'static Kind> {
 
 /// The kind of an object that says `apiVersion: {api_version}` and `kind: {kind}`.
 pub fn for_object(api_version: &str, kind: &str) -> anyhow::Result<&'static Kind> {
-    KINDS.iter().find(|k| k.kind == kind && k.api_version() == api_version).ok_or_else(|| {
+    KINDS.iter().copied().find(|k| k.kind == kind && k.api_version() == api_version).ok_or_else(|| {
         let known: Vec<String> = KINDS.iter().map(|k| format!("{}/{}", k.api_version(), k.kind)).collect();
         anyhow::anyhow!(
             "unknown kind {kind:?} in apiVersion {api_version:?}: known kinds are {}",
