@@ -15,8 +15,24 @@ use crate::runtime::wasm::Resolved;
 use crate::runtime::{RevisionSpec, Runtime, RuntimeError};
 use crate::store::ObjectKey;
 
-/// How soon a revision that failed for a reason that may pass (a registry down) is retried.
+/// How soon a revision that failed for a reason that may pass (a registry down) is retried
+/// at first; the wait grows with how long it has been failing, up to [`MAX_RETRY_AFTER`].
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The next retry of a revision failing since its Ready condition last changed: as long
+/// again as it has been failing, within [`RETRY_AFTER`]..[`MAX_RETRY_AFTER`].
+fn retry_after(revision: &Value) -> Duration {
+    let failing_for = revision
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready" && c["status"] == "False"))
+        .and_then(|ready| ready["lastTransitionTime"].as_str())
+        .and_then(meta::parse_time)
+        .map(|since| (time::OffsetDateTime::now_utc() - since).unsigned_abs())
+        .unwrap_or_default();
+    failing_for.clamp(RETRY_AFTER, MAX_RETRY_AFTER)
+}
 
 pub struct RevisionReconciler {
     context: Context,
@@ -105,7 +121,10 @@ impl Reconciler for RevisionReconciler {
                 Action::Await,
             ),
             Err(err) => {
-                tracing::warn!(revision = %key, reason = err.reason, "{}", err.message);
+                // Say it once per change, not on every retry.
+                if meta::condition(&revision, "ResourcesAvailable").is_none_or(|c| c.message != err.message) {
+                    tracing::warn!(revision = %key, reason = err.reason, "{}", err.message);
+                }
                 (
                     vec![
                         Condition::falsy("ResourcesAvailable", err.reason, err.message.clone()),
@@ -114,7 +133,7 @@ impl Reconciler for RevisionReconciler {
                     ],
                     0,
                     None,
-                    if transient(err) { Action::RequeueAfter(RETRY_AFTER) } else { Action::Await },
+                    if transient(err) { Action::RequeueAfter(retry_after(&revision)) } else { Action::Await },
                 )
             }
         };
@@ -132,5 +151,24 @@ impl Reconciler for RevisionReconciler {
         }
         children::write_status(objects, key.clone(), &uid, status).await?;
         Ok(action)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_with_how_long_a_revision_has_failed() {
+        let since = |secs: i64| {
+            let at = time::OffsetDateTime::now_utc() - time::Duration::seconds(secs);
+            let at = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": at}]}})
+        };
+        assert_eq!(retry_after(&json!({})), RETRY_AFTER);
+        assert_eq!(retry_after(&since(2)), RETRY_AFTER);
+        let minute = retry_after(&since(60));
+        assert!(minute >= Duration::from_secs(59) && minute <= Duration::from_secs(61), "{minute:?}");
+        assert_eq!(retry_after(&since(3600)), MAX_RETRY_AFTER);
     }
 }
