@@ -5,7 +5,9 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::{ApiState, refuse};
+use axum::response::IntoResponse;
+
+use super::ApiState;
 use crate::status::{Reason, StatusError};
 
 /// Health endpoints stay open so that probes need no secret.
@@ -24,11 +26,12 @@ pub(super) async fn require_token(State(state): State<ApiState>, request: Reques
         .map(str::trim);
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => next.run(request).await,
-        Some(_) => refuse(StatusError::new(Reason::Unauthorized, "the bearer token is not valid")),
-        None => refuse(StatusError::new(
+        Some(_) => StatusError::new(Reason::Unauthorized, "the bearer token is not valid").into_response(),
+        None => StatusError::new(
             Reason::Unauthorized,
             "this API requires a bearer token (Authorization: Bearer TOKEN; the CLI reads SKIFF_TOKEN)",
-        )),
+        )
+        .into_response(),
     }
 }
 

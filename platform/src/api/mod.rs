@@ -411,11 +411,6 @@ fn patch_kind(headers: &HeaderMap) -> Result<PatchKind, StatusError> {
     }
 }
 
-/// The error body of a request refused before routing (for the auth layer).
-pub(crate) fn refuse(err: StatusError) -> Response {
-    err.into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,34 +36,30 @@ pub struct Context {
     pub wasm: Arc<WasmAdapter>,
 }
 
+/// Workers per controller: distinct objects reconcile in parallel, one object never twice.
+const WORKERS: usize = 2;
+
 /// Start every control loop.
 pub fn start(context: Context, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
-    let store = context.objects.store().clone();
     let mut tasks = Vec::new();
-    tasks.extend(runner::spawn(
-        store.clone(),
-        Arc::new(service::ServiceReconciler::new(context.clone())),
-        2,
-        shutdown.clone(),
-    ));
-    tasks.extend(runner::spawn(
-        store.clone(),
-        Arc::new(configuration::ConfigurationReconciler::new(context.clone())),
-        2,
-        shutdown.clone(),
-    ));
-    tasks.extend(runner::spawn(
-        store.clone(),
-        Arc::new(route::RouteReconciler::new(context.clone())),
-        2,
-        shutdown.clone(),
-    ));
-    tasks.extend(runner::spawn(
-        store.clone(),
-        Arc::new(revision::RevisionReconciler::new(context.clone())),
-        2,
-        shutdown.clone(),
-    ));
+    run(&mut tasks, &context, service::ServiceReconciler::new(context.clone()), &shutdown);
+    run(&mut tasks, &context, configuration::ConfigurationReconciler::new(context.clone()), &shutdown);
+    run(&mut tasks, &context, route::RouteReconciler::new(context.clone()), &shutdown);
+    run(&mut tasks, &context, revision::RevisionReconciler::new(context.clone()), &shutdown);
     tasks.push(gc::spawn(context.objects.clone(), shutdown));
     tasks
+}
+
+fn run<R: Reconciler>(
+    tasks: &mut Vec<JoinHandle<()>>,
+    context: &Context,
+    reconciler: R,
+    shutdown: &CancellationToken,
+) {
+    tasks.extend(runner::spawn(
+        context.objects.store().clone(),
+        Arc::new(reconciler),
+        WORKERS,
+        shutdown.clone(),
+    ));
 }

@@ -90,11 +90,6 @@ impl Tables {
             .cloned()
     }
 
-    /// Every running revision.
-    pub fn revisions(&self) -> Vec<Arc<RevisionEntry>> {
-        self.revisions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
-    }
-
     pub fn insert_revision(&self, entry: RevisionEntry) {
         let key = (entry.namespace.clone(), entry.name.clone());
         self.revisions.write().unwrap_or_else(|p| p.into_inner()).insert(key, Arc::new(entry));

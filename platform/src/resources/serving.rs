@@ -20,7 +20,6 @@ pub const LABEL_SERVICE_UID: &str = "serving.knative.dev/serviceUID";
 pub const LABEL_CONFIGURATION: &str = "serving.knative.dev/configuration";
 pub const LABEL_CONFIGURATION_UID: &str = "serving.knative.dev/configurationUID";
 pub const LABEL_CONFIGURATION_GENERATION: &str = "serving.knative.dev/configurationGeneration";
-pub const LABEL_ROUTE: &str = "serving.knative.dev/route";
 
 /// Fill in what Knative fills in. Idempotent.
 pub fn set_defaults(resource: &ResourceType, object: &mut Value) {

@@ -63,9 +63,6 @@ pub trait Pod: Send + Sync + 'static {
 
 /// Something that can run revisions.
 pub trait Runtime: Send + Sync + 'static {
-    /// `wasm`, `oci`.
-    fn name(&self) -> &'static str;
-
     /// Start one pod of `spec`: fetch, compile or unpack, prepare.
     fn start_pod<'a>(&'a self, spec: &'a RevisionSpec) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>>;
 }

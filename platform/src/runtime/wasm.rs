@@ -117,10 +117,6 @@ fn invalid(err: WasmError) -> RuntimeError {
 }
 
 impl Runtime for WasmAdapter {
-    fn name(&self) -> &'static str {
-        "wasm"
-    }
-
     fn start_pod<'a>(&'a self, spec: &'a RevisionSpec) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>> {
         async move {
             let digest = spec.component_digest.as_deref().ok_or_else(|| {
