@@ -5,6 +5,7 @@
 //! crate owns the seams between them.
 
 pub mod api;
+pub mod autoscaler;
 pub mod blobs;
 pub mod cli;
 pub mod controller;
@@ -12,6 +13,7 @@ pub mod dataplane;
 pub mod objects;
 pub mod resources;
 pub mod runtime;
+pub mod scaling;
 pub mod server;
 pub mod status;
 pub mod store;

@@ -11,12 +11,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::autoscaler::AutoscalerConfig;
 use crate::blobs::BlobStore;
 use crate::controller::{self, Context};
-use crate::dataplane::{self, Tables};
+use crate::dataplane::{self, ActivatorLimits, Tables};
 use crate::objects::Objects;
 use crate::resources::NAMESPACES;
 use crate::runtime::wasm::WasmAdapter;
+use crate::scaling::Scaling;
 use crate::store::{RedbStore, SharedStore};
 
 /// What `skiff up` is told on its command line.
@@ -32,6 +34,10 @@ pub struct UpOptions {
     pub domain: String,
     /// A bearer token the API requires (read from `--token-file` or `SKIFF_TOKEN`).
     pub token: Option<String>,
+    /// The autoscaler's cluster defaults.
+    pub autoscaler: AutoscalerConfig,
+    /// How the activator bounds the requests it holds.
+    pub activator: ActivatorLimits,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -85,12 +91,25 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     let wasm =
         Arc::new(WasmAdapter::new(runtime, blobs.clone(), registry, options.domain.clone(), ingress_address));
     let tables = Arc::new(Tables::new(&options.domain));
+    let forgotten = Scaling::forget_old_pods(&store).await.context("removing pods of an earlier run")?;
+    if forgotten > 0 {
+        tracing::info!(pods = forgotten, "removed the pods of an earlier run; autoscalers start them afresh");
+    }
+    crate::autoscaler::set_cluster_defaults(options.autoscaler.clone());
+    let scaling = Scaling::new(options.autoscaler.clone(), objects.clone(), tables.clone());
 
     let shutdown = CancellationToken::new();
-    let context =
-        Context { objects: objects.clone(), domain: options.domain.clone(), tables: tables.clone(), wasm };
+    let context = Context {
+        objects: objects.clone(),
+        domain: options.domain.clone(),
+        tables: tables.clone(),
+        wasm,
+        scaling: scaling.clone(),
+        activator: options.activator,
+    };
     let mut controllers = controller::start(context, shutdown.clone());
     controllers.push(tokio::spawn(tables.clone().follow_routes(store.clone(), shutdown.clone())));
+    controllers.push(tokio::spawn(scaling.follow_pod_deletions(store.clone(), shutdown.clone())));
 
     let api = api::router(ApiState::new(
         store.clone(),

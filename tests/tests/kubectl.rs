@@ -111,3 +111,60 @@ async fn kubectl_reports_an_invalid_split_by_field() {
     let stderr = String::from_utf8_lossy(&applied.stderr);
     assert!(stderr.contains("spec.traffic") && stderr.contains("sum to 90"), "{stderr}");
 }
+
+#[tokio::test]
+async fn kubectl_sees_pods_reads_their_logs_and_deletes_them() {
+    if !kubectl_available() {
+        eprintln!("skipping: kubectl is not installed (outside CI)");
+        return;
+    }
+    let skiff = Skiff::start();
+    skiff.deploy_wasm("misbehave", skiff_guests::MISBEHAVE).await;
+    let path = "/apis/serving.knative.dev/v1/namespaces/default/services/misbehave";
+    let short = serde_json::json!({"spec": {"template": {"spec": {"timeoutSeconds": 1}}}});
+    assert_eq!(skiff.merge_patch(path, &short).await.0, 200);
+    skiff.wait_ready("misbehave").await;
+    // /spam floods stdout until its timeout stops it; the lines land in the pod's log.
+    let (status, _) = skiff.call("misbehave.default.localhost", "/spam").await;
+    assert_eq!(status, 504, "spamming is stopped by the timeout");
+
+    let pods = skiff.kubectl(&["get", "pods"], None);
+    assert!(pods.status.success(), "{}", describe(&pods));
+    let text = String::from_utf8_lossy(&pods.stdout).to_string();
+    let header = text.lines().next().unwrap_or_default();
+    for column in ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "RUNTIME", "REVISION"] {
+        assert!(header.contains(column), "{text}");
+    }
+    let row = text.lines().find(|l| l.starts_with("misbehave-00002-deployment-")).expect(&text);
+    assert!(row.contains("1/1") && row.contains("Running") && row.contains("wasm"), "{text}");
+    let pod = row.split_whitespace().next().unwrap().to_string();
+
+    let logs = skiff.kubectl(&["logs", &pod], None);
+    assert!(logs.status.success(), "{}", describe(&logs));
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("spamming stdout on purpose"),
+        "{}",
+        describe(&logs)
+    );
+
+    let selected = skiff
+        .kubectl(&["get", "pods", "-l", "serving.knative.dev/revision=misbehave-00002", "-o", "name"], None);
+    assert_eq!(String::from_utf8_lossy(&selected.stdout).trim(), format!("pod/{pod}"));
+
+    let deleted = skiff.kubectl(&["delete", "pod", &pod], None);
+    assert!(deleted.status.success(), "{}", describe(&deleted));
+    // The autoscaler replaces it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = skiff.kubectl(&["get", "pods", "-o", "name"], None);
+        let names = String::from_utf8_lossy(&now.stdout).to_string();
+        if names.contains("pod/misbehave-00002-deployment-") && !names.contains(&pod) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the deleted pod was not replaced: {names}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let created = skiff.kubectl(&["run", "mine", "--image", "nginx"], None);
+    assert!(!created.status.success(), "pods are not created through the API");
+}

@@ -1,7 +1,8 @@
 //! `misbehave`: a guest that does what guests must not, on purpose, so that tests and
 //! demos can show the host containing it. `/trap` panics, `/loop` spins forever,
-//! `/alloc` grows memory until it fails, `/spam` writes to stdout without end; anything
-//! else answers `fine`.
+//! `/alloc` grows memory until it fails, `/spam` writes to stdout without end;
+//! `/sleep?ms=N` holds its request N milliseconds without using the CPU (load for the
+//! autoscaler, like Knative's `autoscale-go` sample); anything else answers `fine`.
 
 use wstd::http::{Body, Error, Request, Response};
 
@@ -21,6 +22,16 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
                 hoard.push(vec![1u8; 1 << 20]);
                 std::hint::black_box(&hoard);
             }
+        }
+        "/sleep" => {
+            let ms = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("ms=")))
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .unwrap_or(100);
+            wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+            Ok(Response::new(format!("slept {ms} ms\n").into()))
         }
         "/spam" => loop {
             println!("misbehave: spamming stdout on purpose, over and over again");

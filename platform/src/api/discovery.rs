@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::resources::{ALL, ResourceType};
 
 const VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const MANAGED_VERBS: &[&str] = &["delete", "get", "list", "watch"];
 
 fn groups() -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -57,7 +58,7 @@ fn resource_json(resource: &ResourceType) -> Value {
         "singularName": resource.singular,
         "namespaced": resource.namespaced,
         "kind": resource.kind,
-        "verbs": VERBS,
+        "verbs": if resource.managed { MANAGED_VERBS } else { VERBS },
         "shortNames": resource.short_names,
         "categories": resource.categories,
     })
@@ -68,7 +69,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
     for resource in ALL.iter().filter(|r| r.group == group && r.version == version) {
         resources.push(resource_json(resource));
-        if resource.status_subresource {
+        if resource.status_subresource && !resource.managed {
             resources.push(json!({
                 "name": format!("{}/status", resource.plural),
                 "singularName": "",

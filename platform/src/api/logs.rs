@@ -1,38 +1,44 @@
-//! `GET .../revisions/{name}/log`: what the revision's pods wrote, as text lines
+//! `GET .../revisions/{name}/log` and `.../pods/{name}/log` (`kubectl logs`): what the revision's pods wrote, as text lines
 //! `{time} {stream} {line}`. `?tailLines=N` keeps the last N.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::ApiState;
 use super::Params;
 use super::path::Target;
-use crate::dataplane::Tables;
-use crate::resources::REVISIONS;
+use crate::resources::{PODS, REVISIONS, meta, serving};
 use crate::status::{Reason, StatusError};
 
 pub const SUBRESOURCE: &str = "log";
 
 pub(super) fn revision_log(
-    tables: &Tables,
+    state: &ApiState,
     target: &Target,
     params: &Params,
 ) -> Result<Response, StatusError> {
     let (Some(namespace), Some(name)) = (target.namespace.as_deref(), target.name.as_deref()) else {
         return Err(super::path::not_found());
     };
-    if target.resource != &REVISIONS {
+    let revision = if target.resource == &REVISIONS {
+        name.to_string()
+    } else if target.resource == &PODS {
+        // Pods of a revision share its log, as the lines of one Deployment's pods.
+        let pod = state.objects.get(&PODS, Some(namespace), name)?;
+        meta::label(&pod, serving::LABEL_REVISION).unwrap_or_default().to_string()
+    } else {
         return Err(StatusError::new(
             Reason::NotFound,
             format!("{} has no subresource \"log\"", target.resource.plural),
         ));
-    }
-    let Some(entry) = tables.revision(namespace, name) else {
+    };
+    let Some(entry) = state.tables.revision(namespace, &revision) else {
         return Err(StatusError::new(
             Reason::NotFound,
-            format!("revision \"{name}\" has no running pod, so there is no log to show"),
+            format!("revision \"{revision}\" is not running, so there is no log to show"),
         ));
     };
-    let (lines, dropped) = entry.pod.logs();
+    let (lines, dropped) = crate::runtime::log_entries(&entry.log);
     let tail = params.get("tailLines").and_then(|t| t.parse::<usize>().ok()).unwrap_or(usize::MAX);
     let skip = lines.len().saturating_sub(tail);
     let mut text = String::new();

@@ -85,6 +85,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/version", get(|| async { json_response(StatusCode::OK, &discovery::version()) }))
         .route("/openapi/v3", get(|| async { json_response(StatusCode::OK, &openapi::root()) }))
         .route("/skiff/v1/components", axum::routing::post(components::upload))
+        .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "ok" }))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
@@ -92,6 +93,12 @@ pub fn router(state: ApiState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let text = crate::dataplane::metrics::render(&state.tables);
+    ([(axum::http::header::CONTENT_TYPE, crate::dataplane::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// One SERVER span per request, continuing the caller's trace.
@@ -196,9 +203,19 @@ async fn handle(
             return components::deploy(state, method, &target, headers, body).await;
         }
         Some(logs::SUBRESOURCE) if method == Method::GET => {
-            return logs::revision_log(&state.tables, &target, &params);
+            return logs::revision_log(state, &target, &params);
         }
         _ => {}
+    }
+    if target.resource.managed && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+        return Err(StatusError::new(
+            Reason::MethodNotAllowed,
+            format!(
+                "{} are created and changed by skiff's autoscaler, not through the API; \
+                 delete one to have it replaced, or change the revision's scale annotations",
+                target.resource.plural
+            ),
+        ));
     }
     let dry_run = params.get("dryRun").is_some_and(|v| v == "All");
     let objects = &state.objects;

@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::resources::{CONFIGURATIONS, NAMESPACES, REVISIONS, ROUTES, ResourceType, SERVICES, meta};
+use crate::resources::{
+    CONFIGURATIONS, NAMESPACES, PODS, REVISIONS, ROUTES, ResourceType, SERVICES, meta, serving,
+};
 
 enum Cell {
     Name,
@@ -12,6 +14,8 @@ enum Cell {
     ConditionStatus(&'static str),
     ConditionReason(&'static str),
     Age,
+    /// `ready/total` containers, as kubectl prints a pod's READY.
+    ReadyContainers,
 }
 
 struct Column {
@@ -58,6 +62,16 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
         ]
     } else if resource == &ROUTES {
         vec![name, column("URL", "string", Cell::Pointer("/status/url")), ready, reason]
+    } else if resource == &PODS {
+        vec![
+            name,
+            column("Ready", "string", Cell::ReadyContainers),
+            column("Status", "string", Cell::Pointer("/status/phase")),
+            column("Restarts", "integer", Cell::Pointer("/status/containerStatuses/0/restartCount")),
+            age,
+            column("Runtime", "string", Cell::Pointer("/spec/runtimeClassName")),
+            column("Revision", "string", Cell::Label(serving::LABEL_REVISION)),
+        ]
     } else if resource == &NAMESPACES {
         vec![name, column("Status", "string", Cell::Pointer("/status/phase")), age]
     } else {
@@ -89,6 +103,12 @@ fn cell(cell: &Cell, object: &Value, now: OffsetDateTime) -> Value {
             json!(meta::condition(object, type_).map(|c| c.reason).unwrap_or_default())
         }
         Cell::Age => json!(age(meta::str_at(object, "/metadata/creationTimestamp"), now)),
+        Cell::ReadyContainers => {
+            let statuses = object.pointer("/status/containerStatuses").and_then(Value::as_array);
+            let statuses = statuses.map(Vec::as_slice).unwrap_or_default();
+            let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+            json!(format!("{ready}/{}", statuses.len()))
+        }
     }
 }
 

@@ -451,6 +451,7 @@ mod tests {
             categories: &[],
             namespaced: true,
             status_subresource: true,
+            managed: false,
             key: "eventing.knative.dev/brokers",
         };
         let text = render(&broker, &[json!({"metadata": {"name": "default"}})], &context(), false, false);

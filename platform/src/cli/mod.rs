@@ -7,6 +7,7 @@ mod get;
 mod kinds;
 mod logs;
 mod object;
+mod pod;
 mod revision;
 mod service;
 mod table;
@@ -63,6 +64,9 @@ enum Command {
     /// Look at revisions.
     #[command(subcommand, visible_alias = "rev", alias = "revisions")]
     Revision(revision::RevisionCommand),
+    /// Look at the pods the autoscaler runs.
+    #[command(subcommand, visible_alias = "po", alias = "pods")]
+    Pod(pod::PodCommand),
     /// Show what a service's running revisions wrote (stdout, stderr, host messages).
     Logs(logs::LogsArgs),
     /// Push a .wasm component to an OCI registry as a Wasm artifact; prints the pinned reference.
@@ -71,7 +75,7 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct DeleteArgs {
-    /// services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns).
+    /// services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns), pods (po).
     kind: String,
     #[arg(required = true)]
     names: Vec<String>,
@@ -104,6 +108,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => delete(&client, &namespace, args).await,
         Command::Service(command) => service::run(&client, &namespace, command).await,
         Command::Revision(command) => revision::run(&client, &namespace, command).await,
+        Command::Pod(command) => pod::run(&client, &namespace, command).await,
         Command::Logs(args) => logs::run(&client, &namespace, args).await,
     }
 }

@@ -1,10 +1,13 @@
 //! `skiff up`: the flags of the whole platform in one process.
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::autoscaler::{self, AutoscalerConfig};
+use crate::dataplane::ActivatorLimits;
 use crate::server::UpOptions;
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +27,58 @@ pub struct UpArgs {
     /// A file holding the bearer token the API requires (instead of SKIFF_TOKEN).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Autoscaler defaults as Knative's `config-autoscaler` ConfigMap: a YAML file holding
+    /// the ConfigMap or just its `data` (`stable-window: 60s`, `enable-scale-to-zero: "true"`, ...).
+    #[arg(long, value_name = "FILE")]
+    pub autoscaler_config: Option<PathBuf>,
+    /// One autoscaler default, as a key of `config-autoscaler` (repeatable; wins over the file):
+    /// `--autoscaler stable-window=6s --autoscaler scale-to-zero-grace-period=2s`.
+    #[arg(long = "autoscaler", value_name = "KEY=VALUE")]
+    pub autoscaler: Vec<String>,
+    /// Requests the activator holds per revision while it has no ready capacity; more get 503.
+    #[arg(long, value_name = "N", default_value_t = ActivatorLimits::default().queue_depth)]
+    pub activator_queue_depth: usize,
+    /// The longest the activator holds a request waiting for a pod (never longer than the
+    /// revision's timeoutSeconds): `60s`, `500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub activator_timeout: Duration,
+}
+
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    autoscaler::parse_duration(raw)
+}
+
+/// The autoscaler defaults from `--autoscaler-config` and `--autoscaler`.
+fn autoscaler_config(file: Option<&Path>, flags: &[String]) -> anyhow::Result<AutoscalerConfig> {
+    let mut config = AutoscalerConfig::default();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the autoscaler config {}", file.display()))?;
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&text).with_context(|| format!("{} is not YAML", file.display()))?;
+        let data = doc.get("data").unwrap_or(&doc);
+        let Some(map) = data.as_mapping() else {
+            anyhow::bail!("{}: expected a map of config-autoscaler keys (or a ConfigMap)", file.display());
+        };
+        for (key, value) in map {
+            let key = key.as_str().unwrap_or_default();
+            let value = match value {
+                serde_yaml::Value::String(s) => s.clone(),
+                serde_yaml::Value::Bool(b) => b.to_string(),
+                serde_yaml::Value::Number(n) => n.to_string(),
+                other => anyhow::bail!("{}: {key}: {other:?} is not a scalar", file.display()),
+            };
+            config.set(key, &value).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        }
+    }
+    for flag in flags {
+        let Some((key, value)) = flag.split_once('=') else {
+            anyhow::bail!("--autoscaler {flag:?}: expected KEY=VALUE, e.g. stable-window=60s");
+        };
+        config.set(key.trim(), value.trim()).map_err(|e| anyhow::anyhow!("--autoscaler {flag}: {e}"))?;
+    }
+    config.validate().map_err(|e| anyhow::anyhow!("autoscaler config: {e}"))?;
+    Ok(config)
 }
 
 /// `127.0.0.1:8080`, `[::1]:8080` or `localhost:8080`.
@@ -52,12 +107,20 @@ impl UpArgs {
             }
             None => token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
         };
+        if self.activator_queue_depth == 0 {
+            anyhow::bail!("--activator-queue-depth must be at least 1");
+        }
         Ok(UpOptions {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
             api_listen: self.api_listen,
             domain: self.domain.clone(),
             token,
+            autoscaler: autoscaler_config(self.autoscaler_config.as_deref(), &self.autoscaler)?,
+            activator: ActivatorLimits {
+                queue_depth: self.activator_queue_depth,
+                timeout: self.activator_timeout,
+            },
         })
     }
 }
@@ -73,7 +136,29 @@ mod tests {
             api_listen: "127.0.0.1:8081".parse().unwrap(),
             domain: "localhost".into(),
             token_file,
+            autoscaler_config: None,
+            autoscaler: Vec::new(),
+            activator_queue_depth: 10,
+            activator_timeout: Duration::from_secs(60),
         }
+    }
+
+    #[test]
+    fn autoscaler_defaults_come_from_a_configmap_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config-autoscaler.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: ConfigMap\ndata:\n  stable-window: 30s\n  enable-scale-to-zero: \"false\"\n",
+        )
+        .unwrap();
+        let flags = vec!["stable-window=6s".to_string()];
+        let config = autoscaler_config(Some(&file), &flags).unwrap();
+        assert_eq!(config.stable_window, Duration::from_secs(6));
+        assert!(!config.enable_scale_to_zero);
+        let err = autoscaler_config(None, &["stable-window".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        assert!(autoscaler_config(None, &["no-such-key=1".to_string()]).is_err());
     }
 
     #[test]

@@ -74,6 +74,18 @@ pub async fn write_status(
     uid: &str,
     status: Value,
 ) -> Result<(), ReconcileError> {
+    write_status_keeping(objects, key, uid, status, |_, _| {}).await
+}
+
+/// As [`write_status`], with `keep(current, status)` run against the object as it stands at
+/// the write, to carry over the parts of its status someone else owns.
+pub async fn write_status_keeping(
+    objects: &Objects,
+    key: ObjectKey,
+    uid: &str,
+    mut status: Value,
+    keep: impl FnOnce(&Value, &mut Value) + Send + 'static,
+) -> Result<(), ReconcileError> {
     let uid = uid.to_string();
     objects
         .store()
@@ -83,6 +95,7 @@ pub async fn write_status(
                 let Some(current) = current.filter(|c| meta::uid(c) == uid) else {
                     return Ok(Mutation::Unchanged);
                 };
+                keep(current, &mut status);
                 if current.get("status") == Some(&status) {
                     return Ok(Mutation::Unchanged);
                 }

@@ -2,7 +2,8 @@
 //! resource, driven by the store's change feed, never two reconciles of one object at once.
 //!
 //! Service -> Configuration + Route; Configuration -> Revision; Route -> resolved traffic;
-//! Revision -> its runtime status. Garbage collection deletes what a deleted owner owned.
+//! Revision -> its data plane entry and autoscaler (which keeps its pods). Garbage
+//! collection deletes what a deleted owner owned.
 
 mod children;
 mod configuration;
@@ -20,9 +21,10 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::dataplane::Tables;
+use crate::dataplane::{ActivatorLimits, Tables};
 use crate::objects::Objects;
 use crate::runtime::wasm::WasmAdapter;
+use crate::scaling::Scaling;
 
 /// What the reconcilers share.
 #[derive(Clone)]
@@ -34,6 +36,10 @@ pub struct Context {
     pub tables: Arc<Tables>,
     /// The Wasm runtime.
     pub wasm: Arc<WasmAdapter>,
+    /// The revisions' autoscalers.
+    pub scaling: Arc<Scaling>,
+    /// How the activator bounds the requests it holds.
+    pub activator: ActivatorLimits,
 }
 
 /// Workers per controller: distinct objects reconcile in parallel, one object never twice.

@@ -1,18 +1,24 @@
-//! Revision -> its pod: pick the runtime, pin the image digest, start the pod and put it
-//! in the data plane's table. A revision that cannot run says why in its conditions.
+//! Revision -> its autoscaled pods: pick the runtime, pin the image digest, check the
+//! component compiles, put the revision in the data plane and start its autoscaler. A
+//! revision that cannot run says why in its conditions.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
+use skiff_runtime_wasm::PodLog;
 
 use super::Context;
 use super::children;
 use super::runner::{Action, ReconcileError, Reconciler};
-use crate::dataplane::{Limiter, RevisionEntry};
+use crate::autoscaler::RevisionScaling;
+use crate::dataplane::Revision;
 use crate::resources::meta::{self, Condition};
 use crate::resources::{REVISIONS, ResourceType};
 use crate::runtime::wasm::Resolved;
 use crate::runtime::{RevisionSpec, Runtime, RuntimeError};
+use crate::scaling::{Start, pods};
 use crate::store::ObjectKey;
 
 /// How soon a revision that failed for a reason that may pass (a registry down) is retried
@@ -43,9 +49,11 @@ impl RevisionReconciler {
         Self { context }
     }
 
-    /// Start the revision's pod; returns what it pinned.
+    /// Check the revision can run (its image resolves and pins, a pod of it starts), put it in the data plane and start its autoscaler, which starts
+    /// its pods. Returns what it pinned.
     async fn start(&self, revision: &Value) -> Result<Resolved, RuntimeError> {
         let mut spec = RevisionSpec::from_revision(revision)?;
+        let scaling = scaling_of(&self.context, revision, &spec)?;
         let wasm = &self.context.wasm;
         let is_wasm = match spec.runtime_class.as_deref() {
             Some("wasm") => true,
@@ -64,22 +72,73 @@ impl RevisionReconciler {
         let resolved = wasm.resolve(&spec).await?;
         spec.pinned_image = Some(resolved.pinned_image.clone());
         spec.component_digest = Some(resolved.component_digest.clone());
-        let pod = wasm.start_pod(&spec).await?;
-        self.context.tables.insert_revision(RevisionEntry {
-            namespace: spec.namespace.clone(),
-            name: spec.name.clone(),
-            uid: spec.uid.clone(),
-            service: spec.service.clone(),
-            pod,
-            limiter: Limiter::for_concurrency(spec.container_concurrency, 1),
-            timeout: spec.timeout,
+        // One pod started and dropped: the component compiles into the cache (so its first
+        // cold start finds it warm), links as a wasi:http proxy, and its settings hold.
+        wasm.start_pod(&spec, PodLog::new(1)).await?;
+        let entry = Arc::new(Revision::new(
+            spec.namespace.clone(),
+            spec.name.clone(),
+            spec.uid.clone(),
+            spec.service.clone(),
+            spec.timeout,
+            spec.container_concurrency,
+            PodLog::new(LOG_LINES),
+            self.context.activator,
+        ));
+        self.context.tables.insert_revision(entry.clone());
+        let previous_replicas =
+            revision.pointer("/status/actualReplicas").and_then(Value::as_u64).map(|n| n as u32);
+        self.context.scaling.start(Start {
+            revision: entry,
+            spec,
+            labels: children::inherited(revision, "labels"),
+            scaling,
+            previous_replicas,
+            runtime: self.context.wasm.clone(),
         });
         Ok(resolved)
     }
 }
 
+/// Lines of guest output kept per revision.
+const LOG_LINES: usize = 1000;
+
+/// The revision's autoscaling settings: its annotations over the cluster defaults.
+fn scaling_of(
+    context: &Context,
+    revision: &Value,
+    spec: &RevisionSpec,
+) -> Result<RevisionScaling, RuntimeError> {
+    let annotations = revision.pointer("/metadata/annotations").and_then(Value::as_object);
+    RevisionScaling::from_annotations(annotations, spec.container_concurrency, context.scaling.config())
+        .map_err(|errors| {
+            let message = errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>();
+            RuntimeError::new("InvalidAnnotation", message.join("; "))
+        })
+}
+
 fn transient(err: &RuntimeError) -> bool {
     matches!(err.reason, "ContainerMissing" | "InternalError")
+}
+
+/// The fields of a revision's status its autoscaler writes, which the reconciler keeps.
+const SCALER_FIELDS: &[&str] = &["actualReplicas", "desiredReplicas", "coldStarts"];
+
+/// Carry the autoscaler's part of `current`'s status (its fields and the `Active`
+/// condition) into `status`, as it stands when the status is written.
+fn keep_scaler_status(current: &Value, status: &mut Value) {
+    for field in SCALER_FIELDS {
+        if let Some(value) = current.pointer(&format!("/status/{field}")) {
+            status[*field] = value.clone();
+        }
+    }
+    let active = current
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Active"));
+    if let Some(active) = active {
+        pods::set_condition(status, active.clone());
+    }
 }
 
 impl Reconciler for RevisionReconciler {
@@ -97,26 +156,33 @@ impl Reconciler for RevisionReconciler {
         let running =
             self.context.tables.revision(&key.namespace, &key.name).filter(|entry| entry.uid == uid);
         let outcome = match running {
-            Some(_) => Ok(Resolved {
-                pinned_image: meta::str_at(&revision, "/status/containerStatuses/0/imageDigest")
-                    .unwrap_or_default()
-                    .to_string(),
-                component_digest: meta::str_at(&revision, "/status/componentDigest")
-                    .unwrap_or_default()
-                    .to_string(),
-            }),
+            Some(_) => {
+                let spec = RevisionSpec::from_revision(&revision);
+                match spec.and_then(|spec| scaling_of(&self.context, &revision, &spec)) {
+                    Ok(scaling) => {
+                        self.context.scaling.update(&uid, scaling);
+                        Ok(Resolved {
+                            pinned_image: meta::str_at(&revision, "/status/containerStatuses/0/imageDigest")
+                                .unwrap_or_default()
+                                .to_string(),
+                            component_digest: meta::str_at(&revision, "/status/componentDigest")
+                                .unwrap_or_default()
+                                .to_string(),
+                        })
+                    }
+                    Err(err) => {
+                        self.context.tables.remove_revision(&key.namespace, &key.name);
+                        Err(err)
+                    }
+                }
+            }
             None => self.start(&revision).await,
         };
         let container =
             revision.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or("user-container");
-        let (conditions, replicas, pinned, action) = match &outcome {
+        let (conditions, pinned, action) = match &outcome {
             Ok(pinned) => (
-                vec![
-                    Condition::truthy("ResourcesAvailable"),
-                    Condition::truthy("ContainerHealthy"),
-                    Condition::truthy("Active"),
-                ],
-                1,
+                vec![Condition::truthy("ResourcesAvailable"), Condition::truthy("ContainerHealthy")],
                 Some(pinned.clone()),
                 Action::Await,
             ),
@@ -131,7 +197,6 @@ impl Reconciler for RevisionReconciler {
                         Condition::unknown("ContainerHealthy", err.reason, "no pod is running"),
                         Condition::falsy("Active", "NoPods", "no pod is running"),
                     ],
-                    0,
                     None,
                     if transient(err) { Action::RequeueAfter(retry_after(&revision)) } else { Action::Await },
                 )
@@ -142,14 +207,22 @@ impl Reconciler for RevisionReconciler {
         let mut status = json!({
             "observedGeneration": meta::generation(&revision),
             "conditions": meta::conditions_json(&all, Some(&revision)),
-            "actualReplicas": replicas,
-            "desiredReplicas": replicas,
         });
+        if outcome.is_err() {
+            status["actualReplicas"] = json!(0);
+            status["desiredReplicas"] = json!(0);
+        }
         if let Some(resolved) = pinned.filter(|r| !r.pinned_image.is_empty()) {
             status["containerStatuses"] = json!([{"name": container, "imageDigest": resolved.pinned_image}]);
             status["componentDigest"] = json!(resolved.component_digest);
         }
-        children::write_status(objects, key.clone(), &uid, status).await?;
+        let running = outcome.is_ok();
+        children::write_status_keeping(objects, key.clone(), &uid, status, move |current, status| {
+            if running {
+                keep_scaler_status(current, status);
+            }
+        })
+        .await?;
         Ok(action)
     }
 }

@@ -12,10 +12,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body::Frame;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
+use super::revision::{Assigned, Refusal, Revision};
 use super::routing::Tables;
+use super::stats::InFlight;
 
 /// How long a request waits for a revision routed to but not running yet (its pod is
 /// being prepared, as after a restart).
@@ -89,50 +90,83 @@ async fn serve(tables: &Tables, host: &str, request: Request, span: &tracing::Sp
         );
     };
     span.record("faas.name", revision.service.as_deref().unwrap_or(&revision.name));
-    let permit = match &revision.limiter {
-        None => None,
-        Some(limiter) => match limiter.acquire().await {
-            Ok(permit) => Some(permit),
-            Err(full) => {
-                span.record("error.type", "overloaded");
-                return plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "service {:?} is overloaded: {} requests in flight (containerConcurrency) and {} waiting",
-                        route.route, full.limit, full.queue
-                    ),
-                );
-            }
-        },
-    };
-    match tokio::time::timeout(revision.timeout + TIMEOUT_GRACE, revision.pod.serve(request)).await {
-        Ok(Ok(response)) => match permit {
-            // The slot is held until the body has been streamed out.
-            Some(permit) => response.map(|body| Body::new(Holding { body, _permit: permit })),
-            None => response,
-        },
-        Ok(Err(failure)) => {
-            span.record("error.type", failure.kind);
-            tracing::warn!(revision = %revision.name, kind = failure.kind, "{}", failure.message);
-            let mut response =
-                plain(failure.status, format!("revision {:?} failed: {}", revision.name, failure.message));
-            response.headers_mut().insert("x-skiff-error", HeaderValue::from_static(failure.kind));
+    let mut in_flight = revision.stats.begin();
+    match revision.acquire().await {
+        Ok(assigned) => invoke(&revision, assigned, in_flight, request, span).await,
+        Err(refusal) => {
+            let (kind, message) = refused(&route.route, &revision.name, refusal);
+            span.record("error.type", kind);
+            let response = plain(StatusCode::SERVICE_UNAVAILABLE, message);
+            in_flight.answered(response.status());
             response
-        }
-        Err(_) => {
-            span.record("error.type", "timeout");
-            plain(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("revision {:?} did not answer within {:?}", revision.name, revision.timeout),
-            )
         }
     }
 }
 
-/// A body that keeps a concurrency slot until it is done.
+/// The 503 a request gets when no pod took it: its `error.type` and message.
+fn refused(service: &str, revision: &str, refusal: Refusal) -> (&'static str, String) {
+    match refusal {
+        Refusal::Overloaded(full) => (
+            "overloaded",
+            format!(
+                "service {service:?} is overloaded: {} requests in flight (containerConcurrency) and {} waiting",
+                full.limit, full.queue
+            ),
+        ),
+        Refusal::ActivatorFull { depth } => (
+            "activator_overflow",
+            format!(
+                "service {service:?} is starting and already has {depth} requests waiting for it; try again shortly"
+            ),
+        ),
+        Refusal::ColdStartTimeout(waited) => (
+            "cold_start_timeout",
+            format!("revision {revision:?} of service {service:?} had no ready pod within {waited:?}"),
+        ),
+        Refusal::StartFailed(why) => {
+            ("start_failed", format!("revision {revision:?} of service {service:?} cannot start: {why}"))
+        }
+    }
+}
+
+async fn invoke(
+    revision: &Revision,
+    assigned: Assigned,
+    mut in_flight: InFlight,
+    request: Request,
+    span: &tracing::Span,
+) -> Response {
+    match tokio::time::timeout(revision.timeout + TIMEOUT_GRACE, assigned.pod.pod.serve(request)).await {
+        Ok(Ok(response)) => {
+            in_flight.answered(response.status());
+            // The slot and the in-flight count are held until the body has been streamed out.
+            response.map(|body| Body::new(Holding { body, _held: (assigned, in_flight) }))
+        }
+        Ok(Err(failure)) => {
+            span.record("error.type", failure.kind);
+            tracing::warn!(revision = %revision.name, pod = %assigned.pod.name, kind = failure.kind, "{}", failure.message);
+            let mut response =
+                plain(failure.status, format!("revision {:?} failed: {}", revision.name, failure.message));
+            response.headers_mut().insert("x-skiff-error", HeaderValue::from_static(failure.kind));
+            in_flight.answered(response.status());
+            response
+        }
+        Err(_) => {
+            span.record("error.type", "timeout");
+            let response = plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("revision {:?} did not answer within {:?}", revision.name, revision.timeout),
+            );
+            in_flight.answered(response.status());
+            response
+        }
+    }
+}
+
+/// A body that keeps its pod's slot, and counts as in flight, until it is done.
 struct Holding {
     body: Body,
-    _permit: OwnedSemaphorePermit,
+    _held: (Assigned, InFlight),
 }
 
 impl http_body::Body for Holding {

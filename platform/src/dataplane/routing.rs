@@ -9,9 +9,8 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::limiter::Limiter;
+use super::revision::Revision;
 use crate::resources::{ROUTES, meta};
-use crate::runtime::Pod;
 use crate::store::{EventType, SharedStore};
 
 /// Where one host's requests go.
@@ -41,31 +40,22 @@ impl RouteEntry {
     }
 }
 
-/// A revision's running pod and its admission control.
-pub struct RevisionEntry {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    pub service: Option<String>,
-    pub pod: Arc<dyn Pod>,
-    pub limiter: Option<Limiter>,
-    pub timeout: Duration,
-}
-
 #[derive(Default)]
 struct Routes {
     by_host: HashMap<String, Arc<RouteEntry>>,
     /// The hosts each route owns, to remove them when it changes.
     hosts_of: HashMap<(String, String), Vec<String>>,
+    /// The revisions each route sends traffic to.
+    targets_of: HashMap<(String, String), Vec<String>>,
 }
 
 /// The data plane's view of routes and running revisions.
 pub struct Tables {
     domain: String,
-    /// Woken whenever a revision starts running.
+    /// Woken whenever a revision enters the data plane.
     started: tokio::sync::Notify,
     routes: RwLock<Routes>,
-    revisions: RwLock<HashMap<(String, String), Arc<RevisionEntry>>>,
+    revisions: RwLock<HashMap<(String, String), Arc<Revision>>>,
 }
 
 impl Tables {
@@ -82,7 +72,24 @@ impl Tables {
         self.routes.read().unwrap_or_else(|p| p.into_inner()).by_host.get(host).cloned()
     }
 
-    pub fn revision(&self, namespace: &str, name: &str) -> Option<Arc<RevisionEntry>> {
+    /// Whether some route sends traffic to the revision (Knative's "reachable").
+    pub fn is_routed(&self, namespace: &str, revision: &str) -> bool {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes
+            .targets_of
+            .iter()
+            .any(|((ns, _), targets)| ns == namespace && targets.iter().any(|t| t == revision))
+    }
+
+    /// Every revision in the data plane.
+    pub fn revisions(&self) -> Vec<Arc<Revision>> {
+        let mut all: Vec<_> =
+            self.revisions.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        all.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        all
+    }
+
+    pub fn revision(&self, namespace: &str, name: &str) -> Option<Arc<Revision>> {
         self.revisions
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -90,9 +97,13 @@ impl Tables {
             .cloned()
     }
 
-    pub fn insert_revision(&self, entry: RevisionEntry) {
+    /// Put a revision in the data plane (replacing, and stopping, one of the same name).
+    pub fn insert_revision(&self, entry: Arc<Revision>) {
         let key = (entry.namespace.clone(), entry.name.clone());
-        self.revisions.write().unwrap_or_else(|p| p.into_inner()).insert(key, Arc::new(entry));
+        let old = self.revisions.write().unwrap_or_else(|p| p.into_inner()).insert(key, entry);
+        if let Some(old) = old {
+            old.stopped.cancel();
+        }
         self.started.notify_waiters();
     }
 
@@ -103,7 +114,7 @@ impl Tables {
         namespace: &str,
         name: &str,
         patience: Duration,
-    ) -> Option<Arc<RevisionEntry>> {
+    ) -> Option<Arc<Revision>> {
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let started = self.started.notified();
@@ -116,11 +127,17 @@ impl Tables {
         }
     }
 
-    pub fn remove_revision(&self, namespace: &str, name: &str) -> Option<Arc<RevisionEntry>> {
-        self.revisions
+    /// Take a revision out of the data plane; its autoscaler stops and its pods go.
+    pub fn remove_revision(&self, namespace: &str, name: &str) -> Option<Arc<Revision>> {
+        let removed = self
+            .revisions
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&(namespace.to_string(), name.to_string()))
+            .remove(&(namespace.to_string(), name.to_string()));
+        if let Some(removed) = &removed {
+            removed.stopped.cancel();
+        }
+        removed
     }
 
     /// Rebuild the hosts of `route` from its status.
@@ -134,10 +151,12 @@ impl Tables {
         let targets = route.pointer("/status/traffic").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut entries = Vec::new();
         let mut split = Vec::new();
+        let mut routed = Vec::new();
         let mut bound = 0;
         for target in &targets {
             let Some(revision) = target["revisionName"].as_str() else { continue };
             let percent = target["percent"].as_u64().unwrap_or(0) as u32;
+            routed.push(revision.to_string());
             if percent > 0 {
                 bound += percent;
                 split.push((bound, revision.to_string()));
@@ -165,11 +184,13 @@ impl Tables {
         for (host, entry) in entries {
             routes.by_host.insert(host, Arc::new(entry));
         }
-        routes.hosts_of.insert((namespace, name), hosts);
+        routes.hosts_of.insert((namespace.clone(), name.clone()), hosts);
+        routes.targets_of.insert((namespace, name), routed);
     }
 
     pub fn remove_route(&self, namespace: &str, name: &str) {
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        routes.targets_of.remove(&(namespace.to_string(), name.to_string()));
         for host in routes.hosts_of.remove(&(namespace.to_string(), name.to_string())).unwrap_or_default() {
             routes.by_host.remove(&host);
         }
@@ -233,7 +254,10 @@ mod tests {
         tables.update_route(&route(json!([{"revisionName": "hello-00002", "percent": 100}])));
         assert!(tables.route("candidate-hello.default.localhost").is_none());
         assert_eq!(tables.route("hello.default.localhost").unwrap().pick(), Some("hello-00002"));
+        assert!(tables.is_routed("default", "hello-00002"));
+        assert!(!tables.is_routed("default", "hello-00001"));
         tables.remove_route("default", "hello");
+        assert!(!tables.is_routed("default", "hello-00002"));
         assert!(tables.route("hello.default.localhost").is_none());
     }
 

@@ -5,5 +5,5 @@ pub mod serving;
 mod types;
 
 pub use types::{
-    ALL, CONFIGURATIONS, NAMESPACES, REVISIONS, ROUTES, ResourceType, SERVICES, find, find_kind,
+    ALL, CONFIGURATIONS, NAMESPACES, PODS, REVISIONS, ROUTES, ResourceType, SERVICES, find, find_kind,
 };

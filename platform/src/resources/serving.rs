@@ -20,6 +20,8 @@ pub const LABEL_SERVICE_UID: &str = "serving.knative.dev/serviceUID";
 pub const LABEL_CONFIGURATION: &str = "serving.knative.dev/configuration";
 pub const LABEL_CONFIGURATION_UID: &str = "serving.knative.dev/configurationUID";
 pub const LABEL_CONFIGURATION_GENERATION: &str = "serving.knative.dev/configurationGeneration";
+pub const LABEL_REVISION: &str = "serving.knative.dev/revision";
+pub const LABEL_REVISION_UID: &str = "serving.knative.dev/revisionUID";
 
 /// Fill in what Knative fills in. Idempotent.
 pub fn set_defaults(resource: &ResourceType, object: &mut Value) {
@@ -230,42 +232,13 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-const SCALE_ANNOTATIONS: &[&str] = &[
-    "autoscaling.knative.dev/min-scale",
-    "autoscaling.knative.dev/max-scale",
-    "autoscaling.knative.dev/initial-scale",
-    "autoscaling.knative.dev/activation-scale",
-];
-
+/// `autoscaling.knative.dev/*` annotations, checked as Knative's webhook does against the
+/// cluster's autoscaler defaults.
 fn validate_annotations(annotations: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
     let Some(annotations) = annotations.and_then(Value::as_object) else { return };
-    let int = |key: &str| annotations.get(key).and_then(Value::as_str).map(|v| v.trim().parse::<i64>());
-    for key in SCALE_ANNOTATIONS {
-        if let Some(Err(_) | Ok(i64::MIN..=-1)) = int(key) {
-            causes.push(Cause::new(
-                format!("{path}.{key}"),
-                format!("expected a non-negative integer, got {:?}", annotations[*key]),
-            ));
-        }
-    }
-    if let (Some(Ok(min)), Some(Ok(max))) =
-        (int("autoscaling.knative.dev/min-scale"), int("autoscaling.knative.dev/max-scale"))
-        && max > 0
-        && min > max
-    {
-        causes.push(Cause::new(
-            format!("{path}.autoscaling.knative.dev/min-scale"),
-            format!("min-scale={min} is greater than max-scale={max}"),
-        ));
-    }
-    if let Some(target) = annotations.get("autoscaling.knative.dev/target").and_then(Value::as_str) {
-        match target.trim().parse::<f64>() {
-            Ok(t) if t >= 0.01 => {}
-            _ => causes.push(Cause::new(
-                format!("{path}.autoscaling.knative.dev/target"),
-                format!("expected a number >= 0.01, got {target:?}"),
-            )),
-        }
+    let defaults = crate::autoscaler::cluster_defaults();
+    for error in crate::autoscaler::validate_annotations(annotations, path, defaults) {
+        causes.push(Cause::new(error.path, error.message));
     }
 }
 

@@ -14,6 +14,9 @@ pub struct ResourceType {
     pub namespaced: bool,
     /// Whether `status` is only written through the `/status` subresource.
     pub status_subresource: bool,
+    /// Written by the platform only: users may read, watch and delete these objects
+    /// (the autoscaler replaces a deleted pod), not create or change them.
+    pub managed: bool,
     /// The store's name for this resource: `{group or "core"}/{plural}`.
     pub key: &'static str,
 }
@@ -57,6 +60,7 @@ pub static NAMESPACES: ResourceType = ResourceType {
     categories: &[],
     namespaced: false,
     status_subresource: true,
+    managed: false,
     key: "core/namespaces",
 };
 
@@ -70,6 +74,7 @@ pub static SERVICES: ResourceType = ResourceType {
     categories: &["all", "knative", "serving"],
     namespaced: true,
     status_subresource: true,
+    managed: false,
     key: "serving.knative.dev/services",
 };
 
@@ -83,6 +88,7 @@ pub static CONFIGURATIONS: ResourceType = ResourceType {
     categories: &["all", "knative", "serving"],
     namespaced: true,
     status_subresource: true,
+    managed: false,
     key: "serving.knative.dev/configurations",
 };
 
@@ -96,6 +102,7 @@ pub static REVISIONS: ResourceType = ResourceType {
     categories: &["all", "knative", "serving"],
     namespaced: true,
     status_subresource: true,
+    managed: false,
     key: "serving.knative.dev/revisions",
 };
 
@@ -109,11 +116,27 @@ pub static ROUTES: ResourceType = ResourceType {
     categories: &["all", "knative", "serving"],
     namespaced: true,
     status_subresource: true,
+    managed: false,
     key: "serving.knative.dev/routes",
 };
 
+/// The running units of revisions, as the autoscaler keeps them.
+pub static PODS: ResourceType = ResourceType {
+    group: "",
+    version: "v1",
+    plural: "pods",
+    singular: "pod",
+    kind: "Pod",
+    short_names: &["po"],
+    categories: &["all"],
+    namespaced: true,
+    status_subresource: true,
+    managed: true,
+    key: "core/pods",
+};
+
 /// Every stored resource type.
-pub static ALL: &[&ResourceType] = &[&NAMESPACES, &SERVICES, &CONFIGURATIONS, &REVISIONS, &ROUTES];
+pub static ALL: &[&ResourceType] = &[&NAMESPACES, &SERVICES, &CONFIGURATIONS, &REVISIONS, &ROUTES, &PODS];
 
 /// The resource at `/apis/{group}/{version}/.../{plural}` (group empty for `/api/v1`).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {

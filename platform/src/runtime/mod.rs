@@ -18,6 +18,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
+use skiff_runtime_wasm::PodLog;
 
 /// Why a revision cannot run: the reason and message of its conditions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,12 +58,35 @@ pub struct LogEntry {
 pub trait Pod: Send + Sync + 'static {
     fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, InvokeFailure>>;
 
-    /// What it wrote, oldest first, and how many lines were dropped for space.
-    fn logs(&self) -> (Vec<LogEntry>, u64);
+    /// Stop it, once it serves nothing more. A Wasm pod has nothing to stop: dropping it
+    /// frees its component.
+    fn stop(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Something that can run revisions.
 pub trait Runtime: Send + Sync + 'static {
-    /// Start one pod of `spec`: fetch, compile or unpack, prepare.
-    fn start_pod<'a>(&'a self, spec: &'a RevisionSpec) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>>;
+    /// Start one pod of `spec`, writing to `log`: fetch, compile or unpack, prepare.
+    fn start_pod<'a>(
+        &'a self,
+        spec: &'a RevisionSpec,
+        log: PodLog,
+    ) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>>;
+}
+
+/// What a revision's pods wrote, oldest first, and how many lines were dropped for space.
+pub fn log_entries(log: &PodLog) -> (Vec<LogEntry>, u64) {
+    let lines = log
+        .lines()
+        .into_iter()
+        .map(|l| LogEntry {
+            time: time::OffsetDateTime::from(l.at)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            stream: l.stream.as_str(),
+            line: l.text,
+        })
+        .collect();
+    (lines, log.dropped())
 }

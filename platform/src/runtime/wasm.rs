@@ -1,8 +1,9 @@
 //! The Wasm runtime behind the [`Runtime`] seam: components from the blob store or an OCI
 //! registry, compiled once (cached on disk by digest), served in-process.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use axum::body::Body;
 use futures::FutureExt;
@@ -13,11 +14,8 @@ use skiff_runtime_wasm::{
     AllowList, InvokeError, Loaded, PodLog, PodSettings, WasmError, WasmPod, WasmRuntime,
 };
 
-use super::{InvokeFailure, LogEntry, PlatformOutbound, Pod, RevisionSpec, Runtime, RuntimeError};
+use super::{InvokeFailure, PlatformOutbound, Pod, RevisionSpec, Runtime, RuntimeError};
 use crate::blobs::{self, BlobStore};
-
-/// Lines of guest output kept per pod.
-const LOG_LINES: usize = 1000;
 
 pub struct WasmAdapter {
     runtime: WasmRuntime,
@@ -25,6 +23,9 @@ pub struct WasmAdapter {
     registry: RegistryClient,
     domain: String,
     ingress: SocketAddr,
+    /// Compiled components in use, shared by the pods that run them; a component whose
+    /// last pod is gone (scaled to zero) is freed, and reloaded from the disk cache next time.
+    in_use: Mutex<HashMap<String, Weak<Loaded>>>,
 }
 
 impl WasmAdapter {
@@ -35,7 +36,7 @@ impl WasmAdapter {
         domain: String,
         ingress: SocketAddr,
     ) -> Self {
-        Self { runtime, blobs, registry, domain, ingress }
+        Self { runtime, blobs, registry, domain, ingress, in_use: Mutex::default() }
     }
 
     /// Pin what `spec` runs: the image by digest and the component by the sha256 of its
@@ -62,6 +63,26 @@ impl WasmAdapter {
             .map_err(|e| RuntimeError::new("InternalError", e.to_string()))?
             .map_err(|e| RuntimeError::new("InternalError", format!("keeping {reference}: {e}")))?;
         Ok(Resolved { pinned_image: artifact.pinned, component_digest: digest })
+    }
+
+    /// The compiled component with `digest`, shared with the pods already running it.
+    async fn shared_component(&self, digest: &str) -> Result<Arc<Loaded>, RuntimeError> {
+        let lookup =
+            || self.in_use.lock().unwrap_or_else(|p| p.into_inner()).get(digest).and_then(Weak::upgrade);
+        if let Some(loaded) = lookup() {
+            return Ok(loaded);
+        }
+        let loaded = Arc::new(self.component(digest).await?);
+        let mut in_use = self.in_use.lock().unwrap_or_else(|p| p.into_inner());
+        in_use.retain(|_, weak| weak.strong_count() > 0);
+        // Another pod may have loaded it meanwhile: use one copy.
+        match in_use.get(digest).and_then(Weak::upgrade) {
+            Some(existing) => Ok(existing),
+            None => {
+                in_use.insert(digest.to_string(), Arc::downgrade(&loaded));
+                Ok(loaded)
+            }
+        }
     }
 
     /// The compiled component with `digest`: from the compile cache, else compiled from
@@ -117,7 +138,11 @@ fn invalid(err: WasmError) -> RuntimeError {
 }
 
 impl Runtime for WasmAdapter {
-    fn start_pod<'a>(&'a self, spec: &'a RevisionSpec) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>> {
+    fn start_pod<'a>(
+        &'a self,
+        spec: &'a RevisionSpec,
+        log: PodLog,
+    ) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>> {
         async move {
             let digest = spec.component_digest.as_deref().ok_or_else(|| {
                 RuntimeError::new(
@@ -125,7 +150,7 @@ impl Runtime for WasmAdapter {
                     format!("revision {} was not resolved before its start", spec.name),
                 )
             })?;
-            let loaded = self.component(digest).await?;
+            let loaded = self.shared_component(digest).await?;
             let allow =
                 AllowList::new(spec.allowed_outbound_hosts.iter().map(String::as_str)).map_err(|e| {
                     RuntimeError::new(
@@ -133,25 +158,26 @@ impl Runtime for WasmAdapter {
                         format!("{}: {e}", super::spec::ALLOWED_OUTBOUND_HOSTS),
                     )
                 })?;
-            let log = PodLog::new(LOG_LINES);
             let settings = PodSettings {
                 memory_limit_bytes: spec.memory_limit.unwrap_or(PodSettings::DEFAULT_MEMORY_LIMIT_BYTES),
                 timeout: spec.timeout,
                 env: spec.env.clone(),
                 outbound: Arc::new(PlatformOutbound::new(&self.domain, self.ingress, allow)),
-                log: log.clone(),
+                log,
                 name: spec.name.clone(),
             };
             let pod = self.runtime.prepare(&loaded, settings).map_err(invalid)?;
-            Ok(Arc::new(WasmPodHandle { pod, log }) as Arc<dyn Pod>)
+            Ok(Arc::new(WasmPodHandle { pod, _component: loaded }) as Arc<dyn Pod>)
         }
         .boxed()
     }
 }
 
+/// A pod: its own pre-instantiated component (settings, memory budget) over the shared
+/// compiled code, which it keeps alive.
 struct WasmPodHandle {
     pod: WasmPod,
-    log: PodLog,
+    _component: Arc<Loaded>,
 }
 
 fn failure(err: InvokeError) -> InvokeFailure {
@@ -172,21 +198,5 @@ impl Pod for WasmPodHandle {
             Ok(response.map(Body::new))
         }
         .boxed()
-    }
-
-    fn logs(&self) -> (Vec<LogEntry>, u64) {
-        let lines = self
-            .log
-            .lines()
-            .into_iter()
-            .map(|l| LogEntry {
-                time: time::OffsetDateTime::from(l.at)
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                stream: l.stream.as_str(),
-                line: l.text,
-            })
-            .collect();
-        (lines, self.log.dropped())
     }
 }
