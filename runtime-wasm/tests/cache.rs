@@ -55,13 +55,18 @@ fn a_damaged_cache_entry_is_a_miss_and_is_recompiled() {
     let runtime = WasmRuntime::new(test_config(dir.path().to_path_buf())).unwrap();
     let loaded = runtime.load(&bytes).unwrap();
     let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(entries.len(), 1, "one cache file: {entries:?}");
-    let mut file = std::fs::read(&entries[0]).unwrap();
+    assert_eq!(entries.len(), 2, "an artifact and its hash: {entries:?}");
+    let artifact = entries.iter().find(|p| p.extension().is_some_and(|e| e == "cwasm")).unwrap();
+    let mut file = std::fs::read(artifact).unwrap();
     let middle = file.len() / 2;
     file[middle] ^= 0xff;
-    std::fs::write(&entries[0], &file).unwrap();
+    // Damage found by the next process to load the file (a disk error, a stray write).
+    drop(runtime);
+    std::fs::write(artifact, &file).unwrap();
+    let runtime = WasmRuntime::new(test_config(dir.path().to_path_buf())).unwrap();
 
     assert!(runtime.load_cached(&loaded.digest).unwrap().is_none(), "a damaged entry is not loaded");
+    assert!(!artifact.exists(), "and it is removed");
     let again = runtime.load(&bytes).unwrap();
     assert!(!again.from_cache, "a damaged entry is compiled again");
     assert!(runtime.load_cached(&loaded.digest).unwrap().is_some(), "and cached again");

@@ -150,7 +150,9 @@ impl Runtime for WasmAdapter {
                     format!("revision {} was not resolved before its start", spec.name),
                 )
             })?;
+            let started = std::time::Instant::now();
             let loaded = self.shared_component(digest).await?;
+            let loaded_in = started.elapsed();
             let allow =
                 AllowList::new(spec.allowed_outbound_hosts.iter().map(String::as_str)).map_err(|e| {
                     RuntimeError::new(
@@ -167,6 +169,12 @@ impl Runtime for WasmAdapter {
                 name: spec.name.clone(),
             };
             let pod = self.runtime.prepare(&loaded, settings).map_err(invalid)?;
+            tracing::debug!(
+                revision = %spec.name,
+                load_us = loaded_in.as_micros() as u64,
+                prepare_us = (started.elapsed() - loaded_in).as_micros() as u64,
+                "pod prepared"
+            );
             Ok(Arc::new(WasmPodHandle { pod, _component: loaded }) as Arc<dyn Pod>)
         }
         .boxed()
