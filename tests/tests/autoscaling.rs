@@ -304,3 +304,27 @@ async fn pods_are_read_only_and_scale_annotations_are_validated() {
     assert!(message.contains("autoscaling.knative.dev/max-scale"), "{message}");
     assert!(message.contains("less than min-scale"), "{message}");
 }
+
+#[tokio::test]
+async fn a_restart_brings_back_what_ran_and_leaves_idle_revisions_at_zero() {
+    let (mut skiff, dir) = start(&[]);
+    let image = upload(&skiff, skiff_guests::HELLO, "hello").await;
+    create(&skiff, "kept", &image, json!({"autoscaling.knative.dev/min-scale": "2"})).await;
+    create(&skiff, "idle", &image, json!({"autoscaling.knative.dev/initial-scale": "0"})).await;
+    let before: Vec<String> = wait_pods(&skiff, "kept", Duration::from_secs(10), |n| n == 2)
+        .await
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+
+    skiff.kill9();
+    let skiff = Skiff::start_in(dir.path(), FAST, &[]);
+    // The pods of the killed process are gone; the autoscaler starts new ones.
+    let after = wait_pods(&skiff, "kept", Duration::from_secs(10), |n| n == 2).await;
+    for pod in &after {
+        assert!(!before.contains(&pod["metadata"]["name"].as_str().unwrap().to_string()), "{pod}");
+    }
+    assert!(pods_of(&skiff, "idle").await.is_empty(), "a revision at zero stays at zero");
+    assert_eq!(skiff.call("idle.default.localhost", "/").await.0, 200);
+    assert_eq!(skiff.call("kept.default.localhost", "/").await.0, 200);
+}
