@@ -370,6 +370,7 @@ async fn a_restart_serves_from_the_compile_cache() {
         std::fs::read_dir(skiff.data_dir.join("cache"))
             .unwrap()
             .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
             .map(|e| (e.path(), e.metadata().unwrap().modified().unwrap()))
             .collect();
     assert_eq!(cached.len(), 1, "one compiled component in the cache");
