@@ -36,6 +36,8 @@
 //! # }
 //! ```
 
+pub mod container;
+pub mod image;
 mod client;
 mod credentials;
 mod error;

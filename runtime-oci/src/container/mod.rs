@@ -1,0 +1,1 @@
+//! Containers under runc or crun: bundles, runtime specs, namespaces, network, lifecycle.
