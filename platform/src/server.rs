@@ -17,9 +17,11 @@ use crate::controller::{self, Context};
 use crate::dataplane::{self, ActivatorLimits, Tables};
 use crate::objects::Objects;
 use crate::resources::NAMESPACES;
+use crate::runtime::oci::OciAdapter;
 use crate::runtime::wasm::WasmAdapter;
 use crate::scaling::Scaling;
 use crate::store::{RedbStore, SharedStore};
+use skiff_runtime_oci::container::RuntimeKind;
 
 /// What `skiff up` is told on its command line.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct UpOptions {
     pub autoscaler: AutoscalerConfig,
     /// How the activator bounds the requests it holds.
     pub activator: ActivatorLimits,
+    /// The OCI runtime containers run under.
+    pub oci_runtime: RuntimeKind,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -88,6 +92,13 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     })
     .context("starting the Wasm runtime")?;
     let registry = skiff_runtime_oci::RegistryClient::new(skiff_runtime_oci::Credentials::from_env());
+    let oci = match OciAdapter::new(&options.data_dir, options.oci_runtime, registry.clone()).await {
+        Ok(oci) => Ok(Arc::new(oci)),
+        Err(why) => {
+            tracing::warn!("containers cannot run: {why}");
+            Err(why)
+        }
+    };
     let wasm =
         Arc::new(WasmAdapter::new(runtime, blobs.clone(), registry, options.domain.clone(), ingress_address));
     let tables = Arc::new(Tables::new(&options.domain));
@@ -104,6 +115,7 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
         domain: options.domain.clone(),
         tables: tables.clone(),
         wasm,
+        oci,
         scaling: scaling.clone(),
         activator: options.activator,
     };
@@ -119,7 +131,7 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
         api_address.to_string(),
         shutdown.clone(),
     ));
-    let data = dataplane::router(tables);
+    let data = dataplane::router(tables.clone());
     let api_server = tokio::spawn(serve_until(api_listener, api, shutdown.clone()));
     let data_server = tokio::spawn(serve_until(data_listener, data, shutdown.clone()));
 
@@ -142,6 +154,18 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     }
     for task in controllers {
         task.abort();
+    }
+    // Containers outlive nothing: each revision's pods stop (SIGTERM, then SIGKILL).
+    let stops: Vec<_> = tables
+        .revisions()
+        .into_iter()
+        .flat_map(|revision| {
+            revision.stopped.cancel();
+            revision.pods().iter().map(|pod| pod.pod.stop()).collect::<Vec<_>>()
+        })
+        .collect();
+    if tokio::time::timeout(DRAIN_GRACE, futures::future::join_all(stops)).await.is_err() {
+        tracing::warn!("pods still stopping after {DRAIN_GRACE:?}; leaving them to the next start's cleanup");
     }
     Ok(())
 }

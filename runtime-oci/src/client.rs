@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{
-    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, ImageIndexEntry, OCI_IMAGE_INDEX_MEDIA_TYPE,
     OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, OciManifest,
 };
 use oci_client::secrets::RegistryAuth;
@@ -52,14 +52,14 @@ pub struct RegistryClient {
 }
 
 /// One operation's view of a reference: parsed, with the client and credentials for its registry.
-struct Target<'c> {
-    image: ImageRef,
-    client: &'c oci_client::Client,
-    auth: RegistryAuth,
+pub(crate) struct Target<'c> {
+    pub(crate) image: ImageRef,
+    pub(crate) client: &'c oci_client::Client,
+    pub(crate) auth: RegistryAuth,
 }
 
 impl Target<'_> {
-    fn context(&self) -> Context<'_> {
+    pub(crate) fn context(&self) -> Context<'_> {
         Context { reference: &self.image.given, registry: self.image.address() }
     }
 }
@@ -217,7 +217,7 @@ impl RegistryClient {
     }
 
     /// Parses `reference` and picks the client (HTTP on loopback) and credentials for it.
-    async fn target(&self, reference: &str) -> Result<Target<'_>, OciError> {
+    pub(crate) async fn target(&self, reference: &str) -> Result<Target<'_>, OciError> {
         let image = ImageRef::parse(reference)?;
         tracing::Span::current().record("server.address", image.address());
         let client = if image.is_loopback() { &self.http } else { &self.https };
@@ -228,6 +228,20 @@ impl RegistryClient {
 
     /// The image manifest `target` names and its digest, choosing a platform in an index.
     async fn image_manifest(&self, target: &Target<'_>) -> Result<(OciImageManifest, String), OciError> {
+        let (manifest, digest, _) =
+            self.fetch_image_manifest(target, platform::select, "wasi/wasm or linux/amd64").await?;
+        Ok((manifest, digest))
+    }
+
+    /// The image manifest `target` names, its digest and its bytes as the registry sent them
+    /// (checked against the digest); in an index, `select` picks the entry (`wanted` names
+    /// what it looks for, for the error when nothing fits).
+    pub(crate) async fn fetch_image_manifest(
+        &self,
+        target: &Target<'_>,
+        select: fn(&[ImageIndexEntry]) -> Option<String>,
+        wanted: &str,
+    ) -> Result<(OciImageManifest, String, Bytes), OciError> {
         let ctx = target.context();
         let fetch = |reference| async move {
             let (body, digest) = target
@@ -237,21 +251,21 @@ impl RegistryClient {
                 .map_err(|e| ctx.map(e))?;
             let manifest = serde_json::from_slice::<OciManifest>(&body)
                 .map_err(|e| ctx.protocol(format!("unsupported or malformed manifest {digest}: {e}")))?;
-            Ok::<_, OciError>((manifest, digest))
+            Ok::<_, OciError>((manifest, digest, body))
         };
         match fetch(&target.image.inner).await? {
-            (OciManifest::Image(manifest), digest) => Ok((manifest, digest)),
-            (OciManifest::ImageIndex(index), index_digest) => {
-                let Some(digest) = platform::select(&index.manifests) else {
+            (OciManifest::Image(manifest), digest, body) => Ok((manifest, digest, body)),
+            (OciManifest::ImageIndex(index), index_digest, _) => {
+                let Some(digest) = select(&index.manifests) else {
                     return Err(ctx.not_found(format!(
-                        "image index {index_digest} has no wasi/wasm or linux/amd64 entry (it has {})",
+                        "image index {index_digest} has no {wanted} entry (it has {})",
                         platform::describe(&index.manifests)
                     )));
                 };
                 tracing::debug!(index = %index_digest, manifest = %digest, "chose platform manifest from index");
                 match fetch(&target.image.with_digest(&digest)).await? {
-                    (OciManifest::Image(manifest), digest) => Ok((manifest, digest)),
-                    (OciManifest::ImageIndex(_), _) => {
+                    (OciManifest::Image(manifest), digest, body) => Ok((manifest, digest, body)),
+                    (OciManifest::ImageIndex(_), _, _) => {
                         Err(ctx
                             .protocol(format!("image index {index_digest} points at another index {digest}")))
                     }
@@ -261,7 +275,12 @@ impl RegistryClient {
     }
 
     /// Uploads a blob unless the repository has it already.
-    async fn push_blob(&self, target: &Target<'_>, data: Bytes, digest: &str) -> Result<(), OciError> {
+    pub(crate) async fn push_blob(
+        &self,
+        target: &Target<'_>,
+        data: Bytes,
+        digest: &str,
+    ) -> Result<(), OciError> {
         let ctx = target.context();
         let exists = target.client.blob_exists(&target.image.inner, digest).await.map_err(|e| ctx.map(e))?;
         if !exists {
@@ -288,7 +307,7 @@ fn client_config(protocol: ClientProtocol) -> ClientConfig {
     }
 }
 
-fn descriptor(media_type: &str, data: &[u8]) -> OciDescriptor {
+pub(crate) fn descriptor(media_type: &str, data: &[u8]) -> OciDescriptor {
     OciDescriptor {
         media_type: media_type.to_owned(),
         digest: wasm::sha256_digest(data),

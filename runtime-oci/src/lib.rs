@@ -36,11 +36,11 @@
 //! # }
 //! ```
 
-pub mod container;
-pub mod image;
 mod client;
+pub mod container;
 mod credentials;
 mod error;
+pub mod image;
 mod platform;
 mod reference;
 mod wasm;

@@ -15,24 +15,28 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let target_dir = out_dir.join("guests");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo_command = || {
+        let mut command = Command::new(&cargo);
+        // The outer build's flags are for the host build, not for these.
+        for var in [
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            command.env_remove(var);
+        }
+        command
+    };
 
-    let mut command = Command::new(cargo);
+    let mut command = cargo_command();
     command
         .args(["build", "--release", "--locked", "--target", TARGET, "--manifest-path"])
         .arg(examples.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
         .args(GUESTS.iter().flat_map(|g| ["-p", g]));
-    // The outer build's flags are for the host, not for the guests.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        command.env_remove(var);
-    }
     let status = command.status().expect("running cargo for the guests");
     if !status.success() {
         panic!(
@@ -54,6 +58,7 @@ fn main() {
         ));
         rerun_for_dep_info(&release.join(format!("{guest}.d")));
     }
+    constants.push_str(&build_http_server(&examples, &out_dir, cargo_command));
     fs::write(out_dir.join("guests.rs"), constants).expect("writing guests.rs");
     println!("cargo:rerun-if-changed={}", examples.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", examples.join("Cargo.lock").display());
@@ -68,4 +73,28 @@ fn rerun_for_dep_info(dep_info: &Path) {
             println!("cargo:rerun-if-changed={dep}");
         }
     }
+}
+
+/// The container example `examples/http-server`, built natively as a static executable
+/// (it becomes the only file of an OCI image); its path as the constant `HTTP_SERVER`.
+fn build_http_server(examples: &Path, out_dir: &Path, cargo_command: impl Fn() -> Command) -> String {
+    const HOST: &str = "x86_64-unknown-linux-gnu";
+    let manifest = examples.join("http-server/Cargo.toml");
+    let target_dir = out_dir.join("http-server");
+    let status = cargo_command()
+        .args(["build", "--release", "--locked", "--target", HOST, "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .status()
+        .expect("running cargo for the http-server example");
+    assert!(status.success(), "building {} failed", manifest.display());
+    let release = target_dir.join(HOST).join("release");
+    rerun_for_dep_info(&release.join("http-server.d"));
+    println!("cargo:rerun-if-changed={}", manifest.display());
+    format!(
+        "/// The container example's static executable, built from `examples/http-server`.\npub const HTTP_SERVER: &str = {:?};\n",
+        release.join("http-server").display().to_string()
+    )
 }

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use crate::autoscaler::{self, AutoscalerConfig};
 use crate::dataplane::ActivatorLimits;
 use crate::server::UpOptions;
+use skiff_runtime_oci::container::RuntimeKind;
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -42,6 +43,13 @@ pub struct UpArgs {
     /// revision's timeoutSeconds): `60s`, `500ms`.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub activator_timeout: Duration,
+    /// The OCI runtime containers run under: runc or crun (Debian's packages).
+    #[arg(long, value_name = "RUNTIME", default_value = "runc", value_parser = parse_oci_runtime)]
+    pub oci_runtime: RuntimeKind,
+}
+
+fn parse_oci_runtime(raw: &str) -> Result<RuntimeKind, String> {
+    raw.parse::<RuntimeKind>().map_err(|e| e.to_string())
 }
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
@@ -121,6 +129,7 @@ impl UpArgs {
                 queue_depth: self.activator_queue_depth,
                 timeout: self.activator_timeout,
             },
+            oci_runtime: self.oci_runtime,
         })
     }
 }
@@ -140,6 +149,7 @@ mod tests {
             autoscaler: Vec::new(),
             activator_queue_depth: 10,
             activator_timeout: Duration::from_secs(60),
+            oci_runtime: RuntimeKind::Runc,
         }
     }
 

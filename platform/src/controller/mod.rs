@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dataplane::{ActivatorLimits, Tables};
 use crate::objects::Objects;
+use crate::runtime::oci::OciAdapter;
 use crate::runtime::wasm::WasmAdapter;
 use crate::scaling::Scaling;
 
@@ -36,6 +37,8 @@ pub struct Context {
     pub tables: Arc<Tables>,
     /// The Wasm runtime.
     pub wasm: Arc<WasmAdapter>,
+    /// The container runtime, or why containers cannot run in this process.
+    pub oci: Result<Arc<OciAdapter>, String>,
     /// The revisions' autoscalers.
     pub scaling: Arc<Scaling>,
     /// How the activator bounds the requests it holds.

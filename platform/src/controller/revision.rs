@@ -59,22 +59,30 @@ impl RevisionReconciler {
             Some("wasm") => true,
             _ => wasm.is_wasm(&spec.image).await?,
         };
-        if !is_wasm {
-            return Err(RuntimeError::new(
-                "NoRuntime",
-                format!(
-                    "image {:?} is an OCI container image, and this skiff runs only Wasm components so far \
-                     (set runtimeClassName: wasm for a Wasm component)",
-                    spec.image
-                ),
-            ));
-        }
-        let resolved = wasm.resolve(&spec).await?;
-        spec.pinned_image = Some(resolved.pinned_image.clone());
-        spec.component_digest = Some(resolved.component_digest.clone());
-        // One pod started and dropped: the component compiles into the cache (so its first
-        // cold start finds it warm), links as a wasi:http proxy, and its settings hold.
-        wasm.start_pod(&spec, PodLog::new(1)).await?;
+        let (resolved, runtime): (Resolved, Arc<dyn Runtime>) = if is_wasm {
+            let resolved = wasm.resolve(&spec).await?;
+            spec.pinned_image = Some(resolved.pinned_image.clone());
+            spec.component_digest = Some(resolved.component_digest.clone());
+            // One pod started and dropped: the component compiles into the cache (so its first
+            // cold start finds it warm), links as a wasi:http proxy, and its settings hold.
+            wasm.start_pod(&spec, &spec.name, PodLog::new(1)).await?;
+            (resolved, wasm.clone())
+        } else {
+            let oci = self.context.oci.as_ref().map_err(|why| {
+                RuntimeError::new(
+                    "NoRuntime",
+                    format!(
+                        "image {:?} is an OCI container image, and containers cannot run here: {why}",
+                        spec.image
+                    ),
+                )
+            })?;
+            // Pulled and unpacked now, pinned by digest from then on.
+            let image = oci.prepare(&spec).await?;
+            spec.pinned_image = Some(image.pinned.clone());
+            spec.component_digest = None;
+            (Resolved { pinned_image: image.pinned, component_digest: String::new() }, oci.clone())
+        };
         let entry = Arc::new(Revision::new(
             spec.namespace.clone(),
             spec.name.clone(),
@@ -94,7 +102,7 @@ impl RevisionReconciler {
             labels: children::inherited(revision, "labels"),
             scaling,
             previous_replicas,
-            runtime: self.context.wasm.clone(),
+            runtime,
         });
         Ok(resolved)
     }
@@ -181,11 +189,14 @@ impl Reconciler for RevisionReconciler {
         let container =
             revision.pointer("/spec/containers/0/name").and_then(Value::as_str).unwrap_or("user-container");
         let (conditions, pinned, action) = match &outcome {
-            Ok(pinned) => (
-                vec![Condition::truthy("ResourcesAvailable"), Condition::truthy("ContainerHealthy")],
-                Some(pinned.clone()),
-                Action::Await,
-            ),
+            Ok(pinned) => {
+                let health = self.context.tables.revision(&key.namespace, &key.name).and_then(|r| r.health());
+                let healthy = match health {
+                    Some((reason, message)) => Condition::falsy("ContainerHealthy", reason, message),
+                    None => Condition::truthy("ContainerHealthy"),
+                };
+                (vec![Condition::truthy("ResourcesAvailable"), healthy], Some(pinned.clone()), Action::Await)
+            }
             Err(err) => {
                 // Say it once per change, not on every retry.
                 if meta::condition(&revision, "ResourcesAvailable").is_none_or(|c| c.message != err.message) {
@@ -214,7 +225,9 @@ impl Reconciler for RevisionReconciler {
         }
         if let Some(resolved) = pinned.filter(|r| !r.pinned_image.is_empty()) {
             status["containerStatuses"] = json!([{"name": container, "imageDigest": resolved.pinned_image}]);
-            status["componentDigest"] = json!(resolved.component_digest);
+            if !resolved.component_digest.is_empty() {
+                status["componentDigest"] = json!(resolved.component_digest);
+            }
         }
         let running = outcome.is_ok();
         children::write_status_keeping(objects, key.clone(), &uid, status, move |current, status| {

@@ -146,6 +146,8 @@ pub struct Revision {
     held: AtomicUsize,
     /// The last failure to start a pod, while it stands.
     failure: Mutex<Option<String>>,
+    /// Why its pods are unhealthy (a reason such as `ExitCode3` and a message), while they are.
+    health: Mutex<Option<(String, String)>>,
     /// Spreads ties between equally loaded pods.
     turn: AtomicUsize,
     /// Cancelled when the revision leaves the data plane: its autoscaler stops.
@@ -182,6 +184,7 @@ impl Revision {
             in_path: AtomicBool::new(true),
             held: AtomicUsize::new(0),
             failure: Mutex::new(None),
+            health: Mutex::new(None),
             turn: AtomicUsize::new(0),
             stopped: CancellationToken::new(),
         }
@@ -206,6 +209,16 @@ impl Revision {
     pub fn set_failure(&self, message: Option<String>) {
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = message;
         self.changed.notify_waiters();
+    }
+
+    /// Record why the pods are unhealthy, or that they are healthy again (`None`).
+    pub fn set_health(&self, problem: Option<(String, String)>) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+
+    /// Why the pods are unhealthy, if they are.
+    pub fn health(&self) -> Option<(String, String)> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn failure(&self) -> Option<String> {

@@ -4,6 +4,7 @@
 //! knows revisions, routes and scaling; a runtime knows how to run one kind of workload
 //! (Wasm components today; OCI containers later) and nothing of the platform.
 
+pub mod oci;
 mod outbound;
 mod quantity;
 mod spec;
@@ -11,7 +12,7 @@ pub mod wasm;
 
 pub use outbound::PlatformOutbound;
 pub use quantity::parse_quantity;
-pub use spec::RevisionSpec;
+pub use spec::{DEFAULT_PORT, Probe, RevisionSpec};
 
 use std::sync::Arc;
 
@@ -54,6 +55,13 @@ pub struct LogEntry {
     pub line: String,
 }
 
+/// Why a pod ended by itself: a condition's reason (`ExitCode3`, `OOMKilled`) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodExit {
+    pub reason: String,
+    pub message: String,
+}
+
 /// One running unit of a revision.
 pub trait Pod: Send + Sync + 'static {
     fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, InvokeFailure>>;
@@ -63,16 +71,40 @@ pub trait Pod: Send + Sync + 'static {
     fn stop(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+
+    /// Resolves if the pod ends by itself (a container whose process exited). A Wasm pod
+    /// never does.
+    fn exited(&self) -> BoxFuture<'static, PodExit> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// Something that can run revisions.
 pub trait Runtime: Send + Sync + 'static {
-    /// Start one pod of `spec`, writing to `log`: fetch, compile or unpack, prepare.
+    /// Start pod `name` of `spec`, writing to `log`: fetch, compile or unpack, prepare; it is
+    /// ready to serve when this returns.
     fn start_pod<'a>(
         &'a self,
         spec: &'a RevisionSpec,
+        name: &'a str,
         log: PodLog,
     ) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>>;
+}
+
+/// A condition reason made at run time (`ExitCode3`), as the `&'static str` reasons are:
+/// each distinct reason is kept once (a process can end in only so many ways).
+pub fn intern_reason(reason: String) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static REASONS: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut reasons = REASONS.lock().unwrap_or_else(|p| p.into_inner());
+    let known = reasons.get_or_insert_with(HashSet::new);
+    if let Some(reason) = known.get(reason.as_str()) {
+        return reason;
+    }
+    let kept: &'static str = Box::leak(reason.into_boxed_str());
+    known.insert(kept);
+    kept
 }
 
 /// What a revision's pods wrote, oldest first, and how many lines were dropped for space.

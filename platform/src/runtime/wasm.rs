@@ -141,6 +141,7 @@ impl Runtime for WasmAdapter {
     fn start_pod<'a>(
         &'a self,
         spec: &'a RevisionSpec,
+        _name: &'a str,
         log: PodLog,
     ) -> BoxFuture<'a, Result<Arc<dyn Pod>, RuntimeError>> {
         async move {

@@ -22,7 +22,7 @@ use crate::autoscaler::{AutoscalerConfig, RevisionScaling};
 use crate::dataplane::{Revision, Tables};
 use crate::objects::Objects;
 use crate::resources::{PODS, meta, serving};
-use crate::runtime::{RevisionSpec, Runtime};
+use crate::runtime::{PodExit, RevisionSpec, Runtime};
 use crate::store::{EventType, Mutation, SharedStore};
 
 /// What a revision's autoscaler task is told from outside.
@@ -32,6 +32,8 @@ enum Command {
     Update(Box<RevisionScaling>),
     /// Someone deleted one of its pods.
     PodDeleted(String),
+    /// One of its pods ended by itself (a container's process exited).
+    PodExited(String, PodExit),
 }
 
 /// The autoscalers of all revisions.
@@ -55,6 +57,12 @@ pub struct Start {
     pub runtime: Arc<dyn Runtime>,
 }
 
+/// What a revision's task is started with.
+struct TaskStart {
+    start: Start,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
 impl Scaling {
     pub fn new(config: AutoscalerConfig, objects: Objects, tables: Arc<Tables>) -> Arc<Self> {
         Arc::new(Self { config, objects, tables, tasks: Mutex::default() })
@@ -76,10 +84,10 @@ impl Scaling {
     pub fn start(self: &Arc<Self>, start: Start) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let uid = start.revision.uid.clone();
-        self.tasks().insert(uid.clone(), (sender, start.scaling.clone()));
+        self.tasks().insert(uid.clone(), (sender.clone(), start.scaling.clone()));
         let scaling = self.clone();
         tokio::spawn(async move {
-            task::RevisionScaler::new(&scaling, start).run(receiver).await;
+            task::RevisionScaler::new(&scaling, TaskStart { start, commands: sender }).run(receiver).await;
             let mut tasks = scaling.tasks();
             if tasks.get(&uid).is_some_and(|(task, _)| task.is_closed()) {
                 tasks.remove(&uid);

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::objects::Objects;
 use crate::resources::meta::{self, Condition};
 use crate::resources::{PODS, REVISIONS, serving};
-use crate::runtime::RevisionSpec;
+use crate::runtime::{PodExit, RevisionSpec};
 use crate::store::{Mutation, ObjectKey};
 
 pub fn key(namespace: &str, name: &str) -> ObjectKey {
@@ -20,13 +20,19 @@ pub fn new_name(revision: &str) -> String {
     format!("{revision}-deployment-{suffix}")
 }
 
-/// The object of a pod that is running and ready.
-pub fn object(spec: &RevisionSpec, labels: &Map<String, Value>, name: &str, started: &str) -> Value {
+/// The object of a pod that is running and ready, restarted `restarts` times.
+pub fn object(
+    spec: &RevisionSpec,
+    labels: &Map<String, Value>,
+    name: &str,
+    started: &str,
+    restarts: u32,
+) -> Value {
     let mut labels = labels.clone();
     labels.insert(serving::LABEL_REVISION.into(), json!(spec.name));
     labels.insert(serving::LABEL_REVISION_UID.into(), json!(spec.uid));
     let image = spec.pinned_image.clone().unwrap_or_else(|| spec.image.clone());
-    let runtime = if spec.component_digest.is_some() { "wasm" } else { "runc" };
+    let runtime = if spec.component_digest.is_some() { "wasm" } else { "oci" };
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -60,13 +66,37 @@ pub fn object(spec: &RevisionSpec, labels: &Map<String, Value>, name: &str, star
                 "name": serving::DEFAULT_CONTAINER_NAME,
                 "ready": true,
                 "started": true,
-                "restartCount": 0,
+                "restartCount": restarts,
                 "image": spec.image,
                 "imageID": image,
                 "state": {"running": {"startedAt": started}},
             }],
         },
     })
+}
+
+/// The object of a pod whose container ended by itself and waits to be restarted.
+pub fn crashed(
+    spec: &RevisionSpec,
+    labels: &Map<String, Value>,
+    name: &str,
+    restarts: u32,
+    exit: &PodExit,
+) -> Value {
+    let now = meta::now();
+    let mut pod = object(spec, labels, name, &now, restarts);
+    let status = &mut pod["status"];
+    status["conditions"] = json!([
+        {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "ContainersNotReady"},
+        {"type": "ContainersReady", "status": "False", "lastTransitionTime": now, "reason": "ContainersNotReady"},
+    ]);
+    let container = &mut status["containerStatuses"][0];
+    container["ready"] = json!(false);
+    container["started"] = json!(false);
+    container["state"] = json!({"waiting": {"reason": "CrashLoopBackOff", "message": exit.message}});
+    container["lastState"] =
+        json!({"terminated": {"reason": exit.reason, "message": exit.message, "finishedAt": now}});
+    pod
 }
 
 /// Write a pod's object.

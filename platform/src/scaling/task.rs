@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::pods::{self, ScaleStatus};
-use super::{Command, Scaling, Start};
+use super::{Command, Scaling, TaskStart};
 use crate::autoscaler::{Activity, Autoscaler, Decision, RevisionScaling, Scaler};
 use crate::dataplane::{PodSlot, Revision};
 use crate::resources::REVISIONS;
@@ -18,8 +18,13 @@ use crate::store::ObjectKey;
 /// How often request metrics are sampled: the autoscaler's buckets are one second wide.
 const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
 
-/// How long after a failed start another is tried.
-const RETRY_START_AFTER: Duration = Duration::from_secs(2);
+/// How long after a failed start (or a pod that ended by itself) another is tried, at
+/// first; each failure in a row doubles it, up to [`MAX_RETRY_AFTER`] (Kubernetes'
+/// CrashLoopBackOff, from 1 s rather than 10 s).
+const RETRY_START_AFTER: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// A revision whose pods have run this long without a failure is healthy again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 pub struct RevisionScaler {
     scaling: Arc<Scaling>,
@@ -36,6 +41,14 @@ pub struct RevisionScaler {
     activity: Activity,
     reachable: bool,
     failure: Option<(Instant, RuntimeError)>,
+    /// Failures (failed starts, pods that ended by themselves) in a row.
+    failures_in_row: u32,
+    /// Names of pods that ended by themselves, to restart under the same name, with how
+    /// often each was restarted.
+    restart: Vec<String>,
+    restarts: std::collections::HashMap<String, u32>,
+    /// To pass pod exits back to this task.
+    commands: mpsc::UnboundedSender<Command>,
     cold_starts: u64,
     last_cold_start_ms: Option<f64>,
     written: Option<ScaleStatus>,
@@ -44,7 +57,8 @@ pub struct RevisionScaler {
 }
 
 impl RevisionScaler {
-    pub fn new(scaling: &Arc<Scaling>, start: Start) -> Self {
+    pub fn new(scaling: &Arc<Scaling>, task: TaskStart) -> Self {
+        let TaskStart { start, commands } = task;
         let now = Instant::now();
         let reachable = scaling.tables.is_routed(&start.revision.namespace, &start.revision.name);
         let mut settings = start.scaling;
@@ -68,6 +82,10 @@ impl RevisionScaler {
             activity: Activity::Inactive,
             reachable,
             failure: None,
+            failures_in_row: 0,
+            restart: Vec::new(),
+            restarts: std::collections::HashMap::new(),
+            commands,
             cold_starts: 0,
             last_cold_start_ms: None,
             written: None,
@@ -114,7 +132,32 @@ impl RevisionScaler {
                 self.settings = settings;
                 self.decide(Instant::now()).await;
             }
+            Command::PodExited(name, exit) => {
+                let Some(index) = self.pods.iter().position(|p| p.name == name) else { return };
+                let pod = self.pods.remove(index);
+                self.revision.set_pods(self.pods.clone());
+                tracing::warn!(revision = %self.revision.name, pod = %name, reason = %exit.reason, "{}", exit.message);
+                self.revision.log.push(
+                    skiff_runtime_wasm::LogStream::Host,
+                    format!("pod {name} ended: {} ({}); restarting it", exit.message, exit.reason),
+                );
+                retire(pod, Duration::ZERO);
+                let restarts = self.restarts.entry(name.clone()).or_insert(0);
+                *restarts += 1;
+                let object = pods::crashed(&self.spec, &self.labels, &name, *restarts, &exit);
+                pods::create(&self.scaling.objects, object).await;
+                self.restart.push(name);
+                self.failed(RuntimeError::new(crate::runtime::intern_reason(exit.reason), exit.message));
+                let decision = Decision {
+                    pods: self.desired,
+                    activity: self.activity,
+                    activator_in_path: self.revision.activator_in_path(),
+                    recheck_after: None,
+                };
+                self.apply(decision, None).await;
+            }
             Command::PodDeleted(name) => {
+                self.restart.retain(|n| *n != name);
                 let Some(index) = self.pods.iter().position(|p| p.name == name) else { return };
                 let pod = self.pods.remove(index);
                 self.revision.set_pods(self.pods.clone());
@@ -133,6 +176,15 @@ impl RevisionScaler {
 
     async fn on_tick(&mut self) {
         let now = Instant::now();
+        if self.failures_in_row > 0
+            && !self.pods.is_empty()
+            && self.failure.as_ref().is_none_or(|(at, _)| now.duration_since(*at) >= HEALTHY_AFTER)
+        {
+            self.failures_in_row = 0;
+            self.failure = None;
+            self.revision.set_health(None);
+            self.write_status().await;
+        }
         let sample = self.revision.stats.take(now);
         self.kpa.record(now, sample.average_concurrency, sample.requests);
         if let Some(at) = self.revision.take_poke() {
@@ -147,7 +199,20 @@ impl RevisionScaler {
     }
 
     fn backing_off(&self, now: Instant) -> bool {
-        self.failure.as_ref().is_some_and(|(at, _)| now.duration_since(*at) < RETRY_START_AFTER)
+        let wait = RETRY_START_AFTER
+            .saturating_mul(1 << self.failures_in_row.saturating_sub(1).min(16))
+            .min(MAX_RETRY_AFTER);
+        self.failure.as_ref().is_some_and(|(at, _)| now.duration_since(*at) < wait)
+    }
+
+    /// A failure: requests held now get `err`, the next start waits longer.
+    fn failed(&mut self, err: RuntimeError) {
+        self.failures_in_row += 1;
+        self.revision.set_health(Some((err.reason.to_string(), err.message.clone())));
+        if self.pods.is_empty() {
+            self.revision.set_failure(Some(err.message.clone()));
+        }
+        self.failure = Some((Instant::now(), err));
     }
 
     async fn decide(&mut self, now: Instant) {
@@ -203,8 +268,7 @@ impl RevisionScaler {
                     }
                     Err(err) => {
                         tracing::warn!(revision = %self.revision.name, reason = err.reason, "starting a pod: {}", err.message);
-                        self.revision.set_failure(Some(err.message.clone()));
-                        self.failure = Some((Instant::now(), err));
+                        self.failed(err);
                         break;
                     }
                 }
@@ -233,15 +297,31 @@ impl RevisionScaler {
         self.revision.set_activator_in_path(decision.activator_in_path || self.pods.is_empty());
         let started = meta::now();
         for name in created {
-            let object = pods::object(&self.spec, &self.labels, &name, &started);
+            let restarts = self.restarts.get(&name).copied().unwrap_or(0);
+            let object = pods::object(&self.spec, &self.labels, &name, &started, restarts);
             pods::create(&self.scaling.objects, object).await;
         }
         self.write_status().await;
     }
 
-    async fn start_pod(&self) -> Result<Arc<PodSlot>, RuntimeError> {
-        let pod = self.runtime.start_pod(&self.spec, self.revision.log.clone()).await?;
-        let name = pods::new_name(&self.revision.name);
+    async fn start_pod(&mut self) -> Result<Arc<PodSlot>, RuntimeError> {
+        let name = self.restart.pop().unwrap_or_else(|| pods::new_name(&self.revision.name));
+        let pod = match self.runtime.start_pod(&self.spec, &name, self.revision.log.clone()).await {
+            Ok(pod) => pod,
+            Err(err) => {
+                // The same pod is tried again.
+                if self.restarts.contains_key(&name) {
+                    self.restart.push(name);
+                }
+                return Err(err);
+            }
+        };
+        // Should it end by itself, this task hears of it.
+        let (exited, commands, watched) = (pod.exited(), self.commands.clone(), name.clone());
+        tokio::spawn(async move {
+            let exit = exited.await;
+            let _ = commands.send(Command::PodExited(watched, exit));
+        });
         Ok(Arc::new(PodSlot::new(name, pod, self.revision.container_concurrency)))
     }
 
