@@ -8,11 +8,12 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # Tests start a real OCI registry on loopback.
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
-# Container pods run under runc (default) or crun, in network namespaces made with iproute2,
-# from image layers that may be zstd-compressed.
+# Container pods run under runc (default) or crun, in network namespaces made with iproute2.
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The container runtime tests build their root filesystems from a static busybox.
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -p skiff-platform --bin skiff
 cargo build --release --locked --target wasm32-wasip2 \
   --manifest-path examples/Cargo.toml --target-dir target/guests
+# The container example is a static executable, pushed as a one-file image.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+  --target x86_64-unknown-linux-gnu --manifest-path examples/http-server/Cargo.toml \
+  --target-dir target/http-server
 skiff=./target/release/skiff
 guests=target/guests/wasm32-wasip2/release
 registry="${SKIFF_EXAMPLES_REGISTRY:-127.0.0.1:5000}"
@@ -56,6 +60,9 @@ for manifest in examples/manifests/*.yaml; do
   "$skiff" push "$guests/$name.wasm" "$registry/skiff-examples/$name:latest" >/dev/null
   sed "s|127.0.0.1:5000|$registry|" "$manifest" | "$skiff" apply -f -
 done
+"$skiff" push target/http-server/x86_64-unknown-linux-gnu/release/http-server \
+  "$registry/skiff-examples/http-server:latest" >/dev/null
+sed "s|127.0.0.1:5000|$registry|" examples/manifests/containers/http-server.yaml | "$skiff" apply -f -
 "$skiff" service list
 
 cat <<TEXT
@@ -64,6 +71,7 @@ Skiff is running. Try:
   curl http://hello.default.localhost:8080/
   curl -d 'some data' http://echo.default.localhost:8080/
   curl 'http://fetch.default.localhost:8080/?url=http://hello.default.localhost/'
+  curl http://web.default.localhost:8080/          # a container, under runc
   $skiff service create mine --wasm $guests/hello.wasm --env TARGET=you
   kubectl --server $api get ksvc,revisions
 Ctrl-C stops it.

@@ -182,6 +182,13 @@ async fn a_container_service_serves_scales_out_and_to_zero_and_leaves_nothing_be
     wait_pods(&skiff, "web", Duration::from_secs(30), <[Value]>::is_empty).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(host_traces_of(&woken).is_empty(), "left behind: {:?}", host_traces_of(&woken));
+    // With its revision gone, so is its unpacked image.
+    let images = dir.path().join("oci/images");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&images).map(|d| d.count()).unwrap_or(0) > 0 {
+        assert!(Instant::now() < deadline, "the image is still unpacked in {}", images.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

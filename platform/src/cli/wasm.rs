@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use skiff_runtime_oci::image::{ImageConfig, ImageFile};
 use skiff_runtime_oci::{Credentials, RegistryClient};
 
 /// The first bytes of every WebAssembly binary, component or core module.
@@ -10,7 +11,8 @@ const WASM_MAGIC: &[u8] = b"\0asm";
 
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
-    /// The .wasm file: a component (or core module).
+    /// The .wasm file (a component), or a static Linux executable, pushed as a one-file
+    /// container image whose entrypoint it is.
     pub file: PathBuf,
     /// Where to push it, REGISTRY/REPOSITORY:TAG (registries on localhost are spoken to in plain HTTP).
     pub reference: String,
@@ -44,14 +46,36 @@ fn io_message(err: &std::io::Error) -> String {
 
 /// `skiff push FILE REFERENCE`: prints the pinned reference, `REGISTRY/REPOSITORY@sha256:...`.
 pub async fn push(args: &PushArgs) -> anyhow::Result<()> {
-    let bytes = read_component(&args.file).await?;
-    let registry = RegistryClient::new(Credentials::from_env());
-    let pinned = registry
-        .push_wasm(&args.reference, &bytes)
+    let raw = tokio::fs::read(&args.file)
         .await
-        .map_err(|err| anyhow::anyhow!("cannot push {} to {}: {err}", args.file.display(), args.reference))?;
-    eprintln!("Pushed {} ({} bytes) to {}", args.file.display(), bytes.len(), args.reference);
+        .map_err(|err| anyhow::anyhow!("cannot read {}: {}", args.file.display(), io_message(&err)))?;
+    let registry = RegistryClient::new(Credentials::from_env());
+    let failed = |err| anyhow::anyhow!("cannot push {} to {}: {err}", args.file.display(), args.reference);
+    let pinned = if raw.starts_with(ELF_MAGIC) {
+        let (files, config) = executable_image(&args.file, raw.clone());
+        registry.push_image(&args.reference, &files, &config).await.map_err(failed)?
+    } else {
+        check_component(&args.file, &raw)?;
+        registry.push_wasm(&args.reference, &raw).await.map_err(failed)?
+    };
+    eprintln!("Pushed {} ({} bytes) to {}", args.file.display(), raw.len(), args.reference);
     super::emit(&format!("{pinned}\n"))
+}
+
+const ELF_MAGIC: &[u8] = b"\x7fELF";
+
+/// A one-file image: the executable at `/{its name}`, which is the entrypoint.
+fn executable_image(path: &Path, contents: Vec<u8>) -> (Vec<ImageFile>, ImageConfig) {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "app".into());
+    let inside = format!("/{name}");
+    let files = vec![ImageFile { path: inside.clone(), contents, mode: 0o755 }];
+    let config = ImageConfig {
+        entrypoint: vec![inside],
+        env: vec!["PATH=/usr/local/bin:/usr/bin:/bin".into()],
+        exposed_ports: vec![crate::runtime::DEFAULT_PORT],
+        ..ImageConfig::default()
+    };
+    (files, config)
 }
 
 #[cfg(test)]
@@ -66,6 +90,15 @@ mod tests {
         assert_eq!(err, "hello.wasm is not a WebAssembly file: it does not start with \\0asm");
         let err = check_component(path, b"").unwrap_err().to_string();
         assert!(err.ends_with("it is empty"), "{err}");
+    }
+
+    #[test]
+    fn an_executable_becomes_a_one_file_image() {
+        let (files, config) =
+            executable_image(Path::new("target/release/http-server"), b"\x7fELF...".to_vec());
+        assert_eq!(files[0].path, "/http-server");
+        assert_eq!(files[0].mode, 0o755);
+        assert_eq!(config.entrypoint, vec!["/http-server".to_string()]);
     }
 
     #[tokio::test]

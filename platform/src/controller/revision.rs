@@ -157,7 +157,17 @@ impl Reconciler for RevisionReconciler {
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {
         let objects = &self.context.objects;
         let Some(revision) = objects.store().get(key) else {
-            self.context.tables.remove_revision(&key.namespace, &key.name);
+            let removed = self.context.tables.remove_revision(&key.namespace, &key.name);
+            // Images no revision runs any more go, with the blobs only they used.
+            if let (Some(_), Ok(oci)) = (removed, &self.context.oci) {
+                let (revisions, _) = objects.store().list(REVISIONS.key, None);
+                let keep = revisions
+                    .iter()
+                    .filter_map(|r| meta::str_at(r, "/status/containerStatuses/0/imageDigest"))
+                    .map(str::to_string)
+                    .collect();
+                oci.prune(keep).await;
+            }
             return Ok(Action::Await);
         };
         let uid = meta::uid(&revision).to_string();

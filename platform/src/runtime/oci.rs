@@ -62,6 +62,19 @@ impl OciAdapter {
     }
 }
 
+impl OciAdapter {
+    /// Remove unpacked images and blobs no revision in `keep` (pinned references) runs.
+    pub async fn prune(&self, keep: std::collections::HashSet<String>) {
+        let images = self.images.clone();
+        let pruned = tokio::task::spawn_blocking(move || images.prune(&keep)).await;
+        match pruned {
+            Ok(Err(err)) => tracing::warn!("pruning images: {err}"),
+            Err(err) => tracing::warn!("pruning images: {err}"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
 /// The environment of a container: the image's, then Knative's, then the revision's.
 fn environment(image: &Image, spec: &RevisionSpec) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
