@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks: programs that print figures next to a baseline measured in the same run.
-# Usage: scripts/bench.sh [api] [wasm] [autoscale]
+# Usage: scripts/bench.sh [api] [wasm] [autoscale] [containers]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

@@ -72,6 +72,11 @@ pub trait Pod: Send + Sync + 'static {
         Box::pin(async {})
     }
 
+    /// Its network address, if it has one of its own (a container: `podIP:port`).
+    fn address(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+
     /// Resolves if the pod ends by itself (a container whose process exited). A Wasm pod
     /// never does.
     fn exited(&self) -> BoxFuture<'static, PodExit> {

@@ -281,4 +281,8 @@ impl Pod for ContainerPod {
     fn exited(&self) -> BoxFuture<'static, PodExit> {
         self.exited.clone().boxed()
     }
+
+    fn address(&self) -> Option<SocketAddr> {
+        Some(self.address)
+    }
 }

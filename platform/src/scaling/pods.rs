@@ -28,12 +28,24 @@ pub fn object(
     started: &str,
     restarts: u32,
 ) -> Value {
+    with_address(spec, labels, name, started, restarts, None)
+}
+
+/// As [`object`], with the pod's own address (`status.podIP`) when it has one.
+pub fn with_address(
+    spec: &RevisionSpec,
+    labels: &Map<String, Value>,
+    name: &str,
+    started: &str,
+    restarts: u32,
+    address: Option<std::net::SocketAddr>,
+) -> Value {
     let mut labels = labels.clone();
     labels.insert(serving::LABEL_REVISION.into(), json!(spec.name));
     labels.insert(serving::LABEL_REVISION_UID.into(), json!(spec.uid));
     let image = spec.pinned_image.clone().unwrap_or_else(|| spec.image.clone());
     let runtime = if spec.component_digest.is_some() { "wasm" } else { "oci" };
-    json!({
+    let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -72,7 +84,11 @@ pub fn object(
                 "state": {"running": {"startedAt": started}},
             }],
         },
-    })
+    });
+    if let Some(address) = address {
+        pod["status"]["podIP"] = json!(address.ip().to_string());
+    }
+    pod
 }
 
 /// The object of a pod whose container ended by itself and waits to be restarted.

@@ -298,7 +298,8 @@ impl RevisionScaler {
         let started = meta::now();
         for name in created {
             let restarts = self.restarts.get(&name).copied().unwrap_or(0);
-            let object = pods::object(&self.spec, &self.labels, &name, &started, restarts);
+            let address = self.pods.iter().find(|p| p.name == name).and_then(|p| p.pod.address());
+            let object = pods::with_address(&self.spec, &self.labels, &name, &started, restarts, address);
             pods::create(&self.scaling.objects, object).await;
         }
         self.write_status().await;
