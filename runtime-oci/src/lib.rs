@@ -1,4 +1,4 @@
-//! OCI for Skiff: talking to container registries.
+//! OCI for Skiff: registries, container images and containers.
 //!
 //! Skiff takes a revision's code from any OCI registry. A Wasm function ships as a CNCF Wasm
 //! OCI artifact (or as a one-layer image holding a `.wasm`); a container function ships as an
@@ -13,8 +13,12 @@
 //!   `skiff-runtime-wasm`; [`RegistryClient::push_wasm`] publishes one (the CLI's and the
 //!   tests' way to put a component in a registry).
 //!
-//! Later this crate also unpacks container images into bundles and runs them under runc;
-//! it knows nothing of the platform, which reaches it through its runtime trait.
+//! For containers, [`image::ImageStore`] pulls images into a content-addressed blob store and
+//! unpacks them (gzip or zstd layers, whiteouts) into read-only root filesystems, and
+//! [`container::ContainerRuntime`] runs each pod as a container under runc or crun: an
+//! overlay upper layer of its own, its own namespaces and address on the `skiff0` bridge,
+//! cgroup limits, and a stop that leaves nothing behind. The crate knows nothing of the
+//! platform, which reaches it through its runtime trait.
 //!
 //! Registries on loopback (`localhost`, 127.0.0.0/8, `[::1]`) are spoken to in plain HTTP,
 //! all others in HTTPS (rustls with the ring provider, system roots). Credentials come from
