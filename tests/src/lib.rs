@@ -291,8 +291,9 @@ impl Skiff {
 }
 
 impl Drop for Skiff {
+    /// Stop as a user would (SIGTERM), so that the containers it runs are stopped too.
     fn drop(&mut self) {
-        self.kill9();
+        self.terminate();
     }
 }
 

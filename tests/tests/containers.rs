@@ -202,6 +202,17 @@ async fn crashes_out_of_memory_and_missing_images_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let skiff = Skiff::start_in(dir.path(), FAST, &[]);
 
+    // The example's Knative YAML, as a user applies it.
+    let manifest = include_str!("../../examples/manifests/containers/http-server.yaml")
+        .replace("127.0.0.1:5000", &registry.host);
+    let applied = skiff.cli_with_stdin(&["apply", "-f", "-"], Some(&manifest));
+    assert!(applied.status.success(), "{}", skiff_tests::describe(&applied));
+    skiff.wait_ready("web").await;
+    assert_eq!(
+        skiff.call("web.default.localhost", "/").await,
+        (200, "Hello Skiff in a container!\n".to_string())
+    );
+
     // Exits 3 at start: ExitCode3, restarted with backoff.
     create(&skiff, "crashy", &image, json!({}), json!({"env": [{"name": "EXIT_ON_START", "value": "3"}]}))
         .await;

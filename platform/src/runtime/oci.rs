@@ -214,14 +214,21 @@ async fn ready(
     }
 }
 
+/// One probe, given at most [`PROBE_TIMEOUT`]: a lost SYN is tried again soon rather than
+/// after TCP's own retransmission backoff.
 async fn probe_once(address: SocketAddr, probe: Option<&Probe>) -> bool {
     let target = |port: Option<u16>| SocketAddr::new(address.ip(), port.unwrap_or(address.port()));
+    let connect = |to: SocketAddr| async move {
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(to)).await, Ok(Ok(_)))
+    };
     match probe {
         Some(Probe::Http { path, port }) => http_probe(target(*port), path).await,
-        Some(Probe::Tcp { port }) => tokio::net::TcpStream::connect(target(*port)).await.is_ok(),
-        None => tokio::net::TcpStream::connect(address).await.is_ok(),
+        Some(Probe::Tcp { port }) => connect(target(*port)).await,
+        None => connect(address).await,
     }
 }
+
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A GET of `path` answered 2xx or 3xx.
 async fn http_probe(address: SocketAddr, path: &str) -> bool {

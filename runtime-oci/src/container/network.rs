@@ -20,6 +20,8 @@ use super::ContainerError;
 
 /// The bridge every pod's veth joins.
 pub(crate) const BRIDGE: &str = "skiff0";
+/// The bridge's own MAC (locally administered), fixed so that it never follows its ports.
+const BRIDGE_MAC: &str = "02:5b:1f:f0:00:01";
 /// The bridge's address: the pods' gateway.
 pub(crate) const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 88, 0, 1);
 const PREFIX_LEN: u8 = 16;
@@ -151,6 +153,10 @@ pub(crate) async fn ensure_bridge(ip: &Path) -> Result<(), ContainerError> {
     {
         return Err(error(message));
     }
+    // A bridge without an address of its own takes the lowest MAC of its ports, so it would
+    // change as pods come and go, and pods' replies to the old one would be lost until their
+    // ARP entries expire: a new pod's first SYN could go unanswered for half a minute.
+    run(ip, &["link", "set", BRIDGE, "address", BRIDGE_MAC], None).await.map_err(error)?;
     let cidr = format!("{GATEWAY}/{PREFIX_LEN}");
     run(ip, &["addr", "replace", &cidr, "dev", BRIDGE], None).await.map_err(error)?;
     run(ip, &["link", "set", BRIDGE, "up"], None).await.map_err(error)?;
@@ -215,6 +221,9 @@ pub(crate) async fn setup(
          route add default via {GATEWAY}\n"
     );
     run(ip, &["-n", &net.netns, "-batch", "-"], Some(&inside)).await.map_err(error)?;
+    // The address may have been another pod's a moment ago (of this process or another): the
+    // host would keep sending to that pod's MAC until its ARP entry ages out.
+    run(ip, &["neigh", "flush", "to", &pod_ip.to_string(), "dev", BRIDGE], None).await.map_err(error)?;
     Ok(())
 }
 
