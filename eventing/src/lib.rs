@@ -1,0 +1,14 @@
+//! Skiff's eventing: what the platform's brokers, triggers and sources are built from.
+//!
+//! * [`codec`]: CloudEvents 1.0 and 0.3 over HTTP (binary, structured and batched modes),
+//!   validated here rather than trusted to the SDK, and written back out for delivery.
+//! * [`filter`]: Knative Trigger filters (`filter.attributes` and the `filters` dialect).
+//! * [`log`]: the durable per-broker event log in redb, with a cursor per trigger.
+//! * [`delivery`]: Knative's delivery policy: retries, backoff, timeouts, dead letters.
+//!
+//! It knows nothing of the platform, which wires it to its API and data plane.
+
+pub mod codec;
+pub mod delivery;
+pub mod filter;
+pub mod log;
