@@ -91,6 +91,9 @@ fn host_traces_of(pod: &str) -> Vec<String> {
     );
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     left.extend(mounts.lines().filter(|l| l.contains(pod)).map(str::to_string));
+    // No runtime process for it (runc runs with the pod's name as the container id).
+    let processes = std::process::Command::new("pgrep").args(["-af", pod]).output().unwrap();
+    left.extend(String::from_utf8_lossy(&processes.stdout).lines().map(str::to_string));
     left
 }
 
