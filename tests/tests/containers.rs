@@ -267,3 +267,39 @@ async fn crashes_out_of_memory_and_missing_images_are_reported() {
     let message = ghost["status"]["conditions"].to_string();
     assert!(message.contains("nope/missing") && message.to_lowercase().contains("unknown"), "{message}");
 }
+
+#[tokio::test]
+async fn requests_to_a_container_carry_the_trace() {
+    if !containers_possible() {
+        return;
+    }
+    let Some(registry) = Registry::start() else { return };
+    push_example(&registry).await;
+    let receiver = skiff_tests::otlp::OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let skiff = Skiff::start_in(
+        dir.path(),
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    create(&skiff, "traced", &registry.reference("skiff-examples/http-server:latest"), json!({}), json!({}))
+        .await;
+    skiff.wait_ready("traced").await;
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let response = skiff
+        .to_host(reqwest::Method::GET, "traced.default.localhost", "/headers")
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.text().await.unwrap();
+    let forwarded = headers.lines().find(|l| l.starts_with("traceparent: ")).expect(&headers);
+    assert!(forwarded.starts_with(&format!("traceparent: 00-{trace_id}-")), "{headers}");
+    assert!(!forwarded.contains("00f067aa0ba902b7"), "the container's parent is Skiff's span: {forwarded}");
+    receiver.wait_for(Duration::from_secs(15), |spans| spans.iter().any(|s| s.trace_id == trace_id)).await;
+}

@@ -6,7 +6,8 @@
 //! - `/ps` lists the processes it can see, `/ls?path=P` the entries of a directory (what a
 //!   container can see of its host);
 //! - `/alloc?mb=N` allocates and touches N MiB (to cross a memory limit);
-//! - `/exit?code=N` ends the process with exit code N.
+//! - `/exit?code=N` ends the process with exit code N;
+//! - `/headers` lists the request's headers (what reached the container, `traceparent` included).
 //!
 //! `EXIT_ON_START=N` makes it exit with N at once (a crashing container); `START_DELAY_MS=N`
 //! makes it wait before it listens (a slow start). SIGTERM ends it at once.
@@ -66,6 +67,7 @@ fn serve(stream: TcpStream) {
         }
         let mut content_length = 0usize;
         let mut close = false;
+        let mut headers = String::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -77,6 +79,7 @@ fn serve(stream: TcpStream) {
             }
             if let Some((name, value)) = line.split_once(':') {
                 let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+                headers.push_str(&format!("{name}: {value}\n"));
                 if name == "content-length" {
                     content_length = value.parse().unwrap_or(0);
                 } else if name == "connection" && value.eq_ignore_ascii_case("close") {
@@ -89,7 +92,8 @@ fn serve(stream: TcpStream) {
             return;
         }
         let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let (status, text) = answer(&target);
+        let (status, text) =
+            if target == "/headers" { ("200 OK", headers.clone()) } else { answer(&target) };
         let response = format!(
             "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n{text}",
             text.len(),

@@ -260,6 +260,8 @@ struct ContainerPod {
 impl Pod for ContainerPod {
     fn serve(&self, request: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, InvokeFailure>> {
         let (mut parts, body) = request.into_parts();
+        // The container continues the request's trace if it is instrumented.
+        skiff_tracing::inject_span(&tracing::Span::current(), &mut parts.headers);
         let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         let client = self.client.clone();
         let address = self.address;
