@@ -92,8 +92,7 @@ fn serve(stream: TcpStream) {
             return;
         }
         let target = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let (status, text) =
-            if target == "/headers" { ("200 OK", headers.clone()) } else { answer(&target) };
+        let (status, text) = if target == "/headers" { ("200 OK", headers.clone()) } else { answer(&target) };
         let response = format!(
             "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{}\r\n{text}",
             text.len(),
