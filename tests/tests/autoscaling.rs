@@ -328,3 +328,38 @@ async fn a_restart_brings_back_what_ran_and_leaves_idle_revisions_at_zero() {
     assert_eq!(skiff.call("idle.default.localhost", "/").await.0, 200);
     assert_eq!(skiff.call("kept.default.localhost", "/").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_cold_start_is_a_span_in_the_requests_trace() {
+    let receiver = skiff_tests::otlp::OtlpReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = FAST.to_vec();
+    let skiff = Skiff::start_in(
+        dir.path(),
+        &args,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let image = upload(&skiff, skiff_guests::HELLO, "hello").await;
+    create(&skiff, "sleepy", &image, json!({"autoscaling.knative.dev/initial-scale": "0"})).await;
+    let trace_id = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let response = skiff
+        .to_host(reqwest::Method::GET, "sleepy.default.localhost", "/")
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let spans = receiver
+        .wait_for(Duration::from_secs(15), |spans| {
+            spans.iter().any(|s| s.trace_id == trace_id && s.name.starts_with("activator wait"))
+        })
+        .await;
+    let ingress = spans.iter().find(|s| s.trace_id == trace_id && s.kind == 2).expect("the ingress span");
+    let wait = spans.iter().find(|s| s.trace_id == trace_id && s.name.starts_with("activator wait")).unwrap();
+    assert_eq!(wait.parent_span_id, ingress.span_id, "the wait is part of the request");
+    assert_eq!(wait.attributes.get("faas.coldstart").map(String::as_str), Some("true"));
+}

@@ -105,28 +105,22 @@ async fn serve(tables: &Tables, host: &str, request: Request, span: &tracing::Sp
 
 /// The 503 a request gets when no pod took it: its `error.type` and message.
 fn refused(service: &str, revision: &str, refusal: Refusal) -> (&'static str, String) {
-    match refusal {
-        Refusal::Overloaded(full) => (
-            "overloaded",
-            format!(
-                "service {service:?} is overloaded: {} requests in flight (containerConcurrency) and {} waiting",
-                full.limit, full.queue
-            ),
+    let message = match &refusal {
+        Refusal::Overloaded(full) => format!(
+            "service {service:?} is overloaded: {} requests in flight (containerConcurrency) and {} waiting",
+            full.limit, full.queue
         ),
-        Refusal::ActivatorFull { depth } => (
-            "activator_overflow",
-            format!(
-                "service {service:?} is starting and already has {depth} requests waiting for it; try again shortly"
-            ),
+        Refusal::ActivatorFull { depth } => format!(
+            "service {service:?} is starting and already has {depth} requests waiting for it; try again shortly"
         ),
-        Refusal::ColdStartTimeout(waited) => (
-            "cold_start_timeout",
-            format!("revision {revision:?} of service {service:?} had no ready pod within {waited:?}"),
-        ),
-        Refusal::StartFailed(why) => {
-            ("start_failed", format!("revision {revision:?} of service {service:?} cannot start: {why}"))
+        Refusal::ColdStartTimeout(waited) => {
+            format!("revision {revision:?} of service {service:?} had no ready pod within {waited:?}")
         }
-    }
+        Refusal::StartFailed(why) => {
+            format!("revision {revision:?} of service {service:?} cannot start: {why}")
+        }
+    };
+    (refusal.kind(), message)
 }
 
 async fn invoke(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use skiff_runtime_wasm::PodLog;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::limiter::{Limiter, Overloaded};
 use super::stats::{Histogram, RequestStats};
@@ -299,6 +300,26 @@ impl Revision {
             return Err(Refusal::ActivatorFull { depth: self.limits.queue_depth });
         }
         let _held = Held(&self.held);
+        // The wait is a span of its own in the request's trace: the cold start that made it slow.
+        let span = tracing::info_span!(
+            "activator",
+            otel.name = %format!("activator wait {}", self.name),
+            otel.kind = "internal",
+            faas.name = %self.name,
+            faas.coldstart = true,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let waited = self.hold().instrument(span.clone()).await;
+        if let Err(refusal) = &waited {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", refusal.kind());
+        }
+        waited
+    }
+
+    /// Wait, held, until a pod is ready, the start fails or the patience runs out.
+    async fn hold(&self) -> Result<Assigned, Refusal> {
         let patience = self.limits.timeout.min(self.timeout);
         let deadline = tokio::time::Instant::now() + patience;
         loop {
@@ -315,6 +336,18 @@ impl Revision {
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
                 return Err(Refusal::ColdStartTimeout(patience));
             }
+        }
+    }
+}
+
+impl Refusal {
+    /// Its `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Overloaded(_) => "overloaded",
+            Refusal::ActivatorFull { .. } => "activator_overflow",
+            Refusal::ColdStartTimeout(_) => "cold_start_timeout",
+            Refusal::StartFailed(_) => "start_failed",
         }
     }
 }
