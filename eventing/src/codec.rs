@@ -277,19 +277,13 @@ pub fn take_ttl(event: &mut Event) -> Result<u32, DecodeError> {
         return Ok(DEFAULT_TTL);
     };
     let digits = raw.strip_prefix('-').unwrap_or(&raw);
-    let parsed = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        raw.parse::<i128>().ok()
-    } else {
-        None
-    };
-    match parsed {
-        Some(ttl) => Ok(u32::try_from(ttl.max(0)).unwrap_or(u32::MAX)),
-        None => {
-            let message = format!("{TTL_EXTENSION}: {raw:?} is not an integer");
-            event.extensions.insert(TTL_EXTENSION.to_owned(), raw);
-            Err(DecodeError::Invalid(message))
-        }
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: parsing fails only past u32::MAX.
+        return Ok(if raw.starts_with('-') { 0 } else { digits.parse().unwrap_or(u32::MAX) });
     }
+    let message = format!("{TTL_EXTENSION}: {raw:?} is not an integer");
+    event.extensions.insert(TTL_EXTENSION.to_owned(), raw);
+    Err(DecodeError::Invalid(message))
 }
 
 /// Sets the broker TTL extension.
@@ -319,8 +313,9 @@ mod tests {
     #[test]
     fn modes_by_content_type() {
         let structured = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
-        let events = decode(&headers(&[("content-type", "Application/CloudEvents+JSON; charset=UTF-8")]), structured)
-            .unwrap();
+        let events =
+            decode(&headers(&[("content-type", "Application/CloudEvents+JSON; charset=UTF-8")]), structured)
+                .unwrap();
         assert_eq!(events, vec![Event::new("1", "/s", "t")]);
 
         let batch = format!("[{}]", std::str::from_utf8(structured).unwrap());
@@ -331,8 +326,9 @@ mod tests {
         assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert!(err.to_string().contains("application/cloudevents+avro"), "{err}");
 
-        let err = decode(&headers(&[("content-type", "application/cloudevents+json; charset=latin1")]), structured)
-            .unwrap_err();
+        let err =
+            decode(&headers(&[("content-type", "application/cloudevents+json; charset=latin1")]), structured)
+                .unwrap_err();
         assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
         let err = decode(&headers(&[("content-type", "application/json")]), structured).unwrap_err();
@@ -391,11 +387,17 @@ mod tests {
         assert_eq!(event.attribute(TTL_EXTENSION), Some("3"));
         assert_eq!(take_ttl(&mut event), Ok(3));
         assert_eq!(event.attribute(TTL_EXTENSION), None);
-        for (raw, ttl) in [("0", 0), ("-4", 0), ("99999999999", u32::MAX)] {
+        for (raw, ttl) in [
+            ("0", 0),
+            ("-4", 0),
+            ("-0", 0),
+            ("007", 7),
+            ("99999999999999999999999999999999999999999", u32::MAX),
+        ] {
             event.extensions.insert(TTL_EXTENSION.into(), raw.into());
             assert_eq!(take_ttl(&mut event), Ok(ttl), "{raw}");
         }
-        for raw in ["", "ten", "1.5", "+3", " 3"] {
+        for raw in ["", "-", "ten", "1.5", "+3", " 3", "1e3"] {
             event.extensions.insert(TTL_EXTENSION.into(), raw.into());
             let err = take_ttl(&mut event).unwrap_err();
             assert!(err.to_string().contains(TTL_EXTENSION), "{err}");
