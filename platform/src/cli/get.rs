@@ -325,6 +325,43 @@ static CONFIGURATION_COLUMNS: &[Column] = &[
 static NAMESPACE_COLUMNS: &[Column] =
     &[col("NAME", cell_name), col("STATUS", cell_phase), col("AGE", cell_age)];
 
+fn cell_pod_ready(o: &Value, _: &Context) -> String {
+    let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
+    let statuses = statuses.map(Vec::as_slice).unwrap_or_default();
+    format!("{}/{}", statuses.iter().filter(|c| c["ready"] == true).count(), statuses.len())
+}
+fn cell_pod_status(o: &Value, _: &Context) -> String {
+    // A container waiting to be restarted says why, as kubectl does.
+    match str_at(o, "/status/containerStatuses/0/state/waiting/reason") {
+        "" => str_at(o, "/status/phase").to_string(),
+        waiting => waiting.to_string(),
+    }
+}
+fn cell_pod_restarts(o: &Value, _: &Context) -> String {
+    o.pointer("/status/containerStatuses/0/restartCount").and_then(Value::as_u64).unwrap_or(0).to_string()
+}
+fn cell_pod_runtime(o: &Value, _: &Context) -> String {
+    str_at(o, "/spec/runtimeClassName").to_string()
+}
+fn cell_pod_ip(o: &Value, _: &Context) -> String {
+    str_at(o, "/status/podIP").to_string()
+}
+
+static POD_COLUMNS: &[Column] = &[
+    col("NAME", cell_name),
+    col("REVISION", cell_pod_revision),
+    col("READY", cell_pod_ready),
+    col("STATUS", cell_pod_status),
+    col("RESTARTS", cell_pod_restarts),
+    col("RUNTIME", cell_pod_runtime),
+    wide("IP", cell_pod_ip),
+    col("AGE", cell_age),
+];
+
+fn cell_pod_revision(o: &Value, _: &Context) -> String {
+    label(o, "serving.knative.dev/revision").to_string()
+}
+
 /// Any kind without columns of its own.
 static GENERIC_COLUMNS: &[Column] =
     &[col("NAME", cell_name), col("AGE", cell_age), col("READY", cell_ready), col("REASON", cell_reason)];
@@ -336,6 +373,7 @@ fn columns(kind: &Kind) -> &'static [Column] {
         "Route" => ROUTE_COLUMNS,
         "Configuration" => CONFIGURATION_COLUMNS,
         "Namespace" => NAMESPACE_COLUMNS,
+        "Pod" => POD_COLUMNS,
         _ => GENERIC_COLUMNS,
     }
 }
@@ -373,6 +411,23 @@ mod tests {
             "spec": {"containers": [{"image": "example.com/hello:v1"}]},
             "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Active", "status": "False", "reason": "NoTraffic"}]},
         })
+    }
+
+    #[test]
+    fn pods_render_like_kubectl_get_pods() {
+        let pod = json!({
+            "metadata": {"name": "hello-00001-deployment-abcde", "creationTimestamp": "2024-05-01T11:59:00Z",
+                "labels": {"serving.knative.dev/revision": "hello-00001"}},
+            "spec": {"runtimeClassName": "oci"},
+            "status": {"phase": "Running", "podIP": "10.88.0.2", "containerStatuses": [
+                {"ready": false, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+        });
+        let kind = kinds::lookup("po").unwrap();
+        let text = render(kind, &[pod], &context(), true, false);
+        let row = text.lines().nth(1).unwrap();
+        for cell in ["hello-00001", "0/1", "CrashLoopBackOff", "2", "oci", "10.88.0.2", "1m"] {
+            assert!(row.contains(cell), "{cell} in {text}");
+        }
     }
 
     #[test]
