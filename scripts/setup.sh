@@ -14,6 +14,8 @@ command -v crun >/dev/null 2>&1 || need+=(crun)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # The container runtime tests build their root filesystems from a static busybox.
 command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+# The container tests look for leftover processes with pgrep.
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
