@@ -134,6 +134,7 @@ impl WasmPod {
             "url.path" = request.uri().path(),
             "http.response.status_code" = field::Empty,
             "error.type" = field::Empty,
+            "otel.status_code" = field::Empty,
         );
         let result = self.invoke(request).instrument(span.clone()).await;
         match &result {
@@ -142,6 +143,7 @@ impl WasmPod {
             }
             Err(error) => {
                 span.record("error.type", error.kind());
+                span.record("otel.status_code", "ERROR");
             }
         }
         result
