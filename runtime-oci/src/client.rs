@@ -172,13 +172,7 @@ impl RegistryClient {
             size = bytes.len()
         );
         async {
-            let target = self.target(reference).await?;
-            if target.image.inner.digest().is_some() {
-                return Err(OciError::InvalidReference {
-                    reference: reference.to_owned(),
-                    message: "pushing needs a tag, not a digest".to_owned(),
-                });
-            }
+            let target = self.push_target(reference).await?;
             let invalid =
                 |message: String| OciError::InvalidWasm { reference: reference.to_owned(), message };
             if bytes.len() as u64 > wasm::MAX_COMPONENT_BYTES {
@@ -224,6 +218,18 @@ impl RegistryClient {
         let auth = self.credentials.auth_for(image.address()).await?;
         client.store_auth_if_needed(image.address(), &auth).await;
         Ok(Target { image, client, auth })
+    }
+
+    /// As [`Self::target`], for a push: the reference must name a tag, not a digest.
+    pub(crate) async fn push_target(&self, reference: &str) -> Result<Target<'_>, OciError> {
+        let target = self.target(reference).await?;
+        if target.image.inner.digest().is_some() {
+            return Err(OciError::InvalidReference {
+                reference: reference.to_owned(),
+                message: "pushing needs a tag, not a digest".to_owned(),
+            });
+        }
+        Ok(target)
     }
 
     /// The image manifest `target` names and its digest, choosing a platform in an index.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skiff_tests::Skiff;
+use skiff_tests::{Skiff, ms, percentile};
 
 const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
 
@@ -26,18 +26,6 @@ fn service(name: &str) -> Value {
             "ports": [{"containerPort": 8080}],
         }]}}},
     })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 /// Create `count` services named `{prefix}-{i}` with `clients` concurrent clients.

@@ -17,25 +17,13 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use skiff_tests::Skiff;
+use skiff_tests::{Skiff, ms, percentile};
 
 const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
 const COLD_STARTS: usize = 60;
 const AT_ONCE: usize = 100;
 const ACTIVATOR_ROUNDS: usize = 6;
 const ACTIVATOR_REQUESTS: usize = 2000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
 
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
@@ -66,40 +54,16 @@ fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
     out
 }
 
-async fn upload(skiff: &Skiff, bytes: Vec<u8>, name: &str) -> String {
-    let response = skiff
-        .http
-        .post(format!("{}/skiff/v1/components?name={name}", skiff.api))
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    response.json::<Value>().await.unwrap()["image"].as_str().unwrap().to_string()
-}
-
 async fn create(skiff: &Skiff, name: &str, image: &str, annotations: Value) {
-    let service = json!({
-        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"template": {
-            "metadata": {"annotations": annotations},
-            "spec": {"runtimeClassName": "wasm", "containers": [{"image": image}]},
-        }},
-    });
-    let (status, body) = skiff.post(SERVICES, &service).await;
-    assert_eq!(status, 201, "{body}");
+    let spec = json!({"runtimeClassName": "wasm", "containers": [{"image": image}]});
+    skiff.create_service(name, annotations, spec).await;
 }
 
 /// Wait until no pod of `service` is left (its revision deleted or scaled to zero).
 async fn wait_no_pods(skiff: &Skiff, service: &str) {
-    let path =
-        format!("/api/v1/namespaces/default/pods?labelSelector=serving.knative.dev/service%3D{service}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let (_, list) = skiff.get(&path).await;
-        if list["items"].as_array().is_some_and(Vec::is_empty) {
+        if skiff.pods_of(service).await.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -140,7 +104,8 @@ async fn one_at_a_time(skiff: &Skiff, image: &str) -> (Vec<Duration>, Vec<Durati
 
 async fn all_at_once(skiff: &Skiff, hello: &[u8]) -> (Vec<Duration>, Duration) {
     for i in 0..AT_ONCE {
-        let image = upload(skiff, with_custom_section(hello, &format!("{i}")), &format!("burst-{i}")).await;
+        let image =
+            skiff.upload_component(with_custom_section(hello, &format!("{i}")), &format!("burst-{i}")).await;
         create(skiff, &format!("burst-{i}"), &image, json!({"autoscaling.knative.dev/initial-scale": "0"}))
             .await;
     }
@@ -255,7 +220,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let skiff = Skiff::start_in(dir.path(), &[], &[]);
     let hello = std::fs::read(skiff_guests::HELLO).unwrap();
-    let image = upload(&skiff, hello.clone(), "hello").await;
+    let image = skiff.upload_component(hello.clone(), "hello").await;
 
     println!("Scale from zero, Wasm hello, compile cache warm (release build, 2 cores)\n");
     let (cold, warm) = one_at_a_time(&skiff, &image).await;

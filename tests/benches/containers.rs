@@ -21,40 +21,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use skiff_runtime_oci::image::{ImageConfig, ImageFile};
 use skiff_runtime_oci::{Credentials, RegistryClient};
-use skiff_tests::Skiff;
 use skiff_tests::registry::Registry;
+use skiff_tests::{Skiff, ms, percentile};
 
 const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
 const COLD_STARTS: usize = 20;
 const ROUNDS: usize = 6;
 const REQUESTS: usize = 1000;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
-}
-
 async fn create(skiff: &Skiff, name: &str, image: &str, annotations: Value) {
-    let service = json!({
-        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"template": {"metadata": {"annotations": annotations}, "spec": {"containers": [{"image": image}]}}},
-    });
-    let (status, body) = skiff.post(SERVICES, &service).await;
-    assert_eq!(status, 201, "{body}");
-}
-
-async fn pods_of(skiff: &Skiff, service: &str) -> Vec<Value> {
-    let (_, list) = skiff
-        .get(&format!(
-            "/api/v1/namespaces/default/pods?labelSelector=serving.knative.dev/service%3D{service}"
-        ))
-        .await;
-    list["items"].as_array().cloned().unwrap_or_default()
+    skiff.create_service(name, annotations, json!({"containers": [{"image": image}]})).await;
 }
 
 async fn timed_get(skiff: &Skiff, host: &str) -> Duration {
@@ -153,7 +129,7 @@ async fn main() {
         cold.push(timed_get(&skiff, &format!("{name}.default.localhost")).await);
         let (status, _) = skiff.delete(&format!("{SERVICES}/{name}")).await;
         assert_eq!(status, 200);
-        while !pods_of(&skiff, &name).await.is_empty() {
+        while !skiff.pods_of(&name).await.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The baseline, interleaved so both see the same machine.
@@ -197,7 +173,7 @@ async fn main() {
     create(&skiff, "warm", &reference, json!({"autoscaling.knative.dev/min-scale": "1"})).await;
     skiff.wait_ready("warm").await;
     let pods = loop {
-        let pods = pods_of(&skiff, "warm").await;
+        let pods = skiff.pods_of("warm").await;
         if pods.len() == 1 && pods[0]["status"]["podIP"].is_string() {
             break pods;
         }

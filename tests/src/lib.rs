@@ -246,6 +246,69 @@ impl Skiff {
     }
 }
 
+/// Objects the autoscaling, container and benchmark programs all make.
+impl Skiff {
+    /// Start on `data_dir`, exporting traces over OTLP/HTTP to `endpoint` (flushed every 100 ms).
+    pub fn start_exporting(data_dir: &Path, args: &[&str], endpoint: &str) -> Self {
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ];
+        Self::start_in(data_dir, args, &env)
+    }
+
+    /// Upload component bytes (`POST /skiff/v1/components`); the image reference to run them.
+    pub async fn upload_component(&self, bytes: Vec<u8>, name: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{}/skiff/v1/components?name={name}", self.api))
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload request");
+        assert_eq!(response.status().as_u16(), 201);
+        response.json::<Value>().await.expect("upload answer")["image"].as_str().expect("image").to_string()
+    }
+
+    /// Create Service `name` in `default` whose template has these annotations and this
+    /// revision `spec`; asserts it was created.
+    pub async fn create_service(&self, name: &str, annotations: Value, spec: Value) {
+        let service = serde_json::json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"template": {"metadata": {"annotations": annotations}, "spec": spec}},
+        });
+        let (status, body) =
+            self.post("/apis/serving.knative.dev/v1/namespaces/default/services", &service).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// The pods of service `name` in `default`.
+    pub async fn pods_of(&self, service: &str) -> Vec<Value> {
+        let path =
+            format!("/api/v1/namespaces/default/pods?labelSelector=serving.knative.dev/service%3D{service}");
+        let (status, list) = self.get(&path).await;
+        assert_eq!(status, 200, "{list}");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// The value at quantile `p` (0..=1) of sorted durations (zero for none): for benchmarks.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// `1.23 ms`.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// The data plane, as a client sees it.
 impl Skiff {
     /// A request to the service answering at `host` (sent to the data plane's address with

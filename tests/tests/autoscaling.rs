@@ -26,41 +26,16 @@ fn start(extra: &[&str]) -> (Skiff, tempfile::TempDir) {
     (Skiff::start_in(dir.path(), &args, &[]), dir)
 }
 
-/// Upload a component; its image reference.
+/// Upload a component file; its image reference.
 async fn upload(skiff: &Skiff, wasm: &str, name: &str) -> String {
-    let bytes = std::fs::read(wasm).unwrap();
-    let response = skiff
-        .http
-        .post(format!("{}/skiff/v1/components?name={name}", skiff.api))
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    response.json::<Value>().await.unwrap()["image"].as_str().unwrap().to_string()
+    skiff.upload_component(std::fs::read(wasm).unwrap(), name).await
 }
 
-/// Create service `name` running `image` with these autoscaling annotations.
+/// Create service `name` running `image` with these autoscaling annotations, and wait for it.
 async fn create(skiff: &Skiff, name: &str, image: &str, annotations: Value) {
-    let service = json!({
-        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"template": {
-            "metadata": {"annotations": annotations},
-            "spec": {"runtimeClassName": "wasm", "containers": [{"image": image}]},
-        }},
-    });
-    let (status, body) = skiff.post(SERVICES, &service).await;
-    assert_eq!(status, 201, "{body}");
+    let spec = json!({"runtimeClassName": "wasm", "containers": [{"image": image}]});
+    skiff.create_service(name, annotations, spec).await;
     skiff.wait_ready(name).await;
-}
-
-async fn pods_of(skiff: &Skiff, service: &str) -> Vec<Value> {
-    let (status, list) =
-        skiff.get(&format!("{PODS}?labelSelector=serving.knative.dev/service%3D{service}")).await;
-    assert_eq!(status, 200, "{list}");
-    list["items"].as_array().unwrap().clone()
 }
 
 /// Wait until the service's pods satisfy `check`; their list.
@@ -72,7 +47,7 @@ async fn wait_pods(
 ) -> Vec<Value> {
     let deadline = Instant::now() + timeout;
     loop {
-        let pods = pods_of(skiff, service).await;
+        let pods = skiff.pods_of(service).await;
         if check(pods.len()) {
             return pods;
         }
@@ -106,7 +81,7 @@ async fn a_cold_service_wakes_on_its_first_request_and_returns_to_zero() {
     create(&skiff, "kept", &image, json!({"autoscaling.knative.dev/min-scale": "2"})).await;
 
     // Created cold: Ready, no pods, not Active.
-    assert!(pods_of(&skiff, "cold").await.is_empty());
+    assert!(skiff.pods_of("cold").await.is_empty());
     let cold = revision(&skiff, "cold-00001").await;
     assert_eq!(cold["status"]["actualReplicas"], 0, "{cold}");
     assert_eq!(condition(&cold, "Active"), Some(("False".into(), "NoTraffic".into())), "{cold}");
@@ -145,7 +120,8 @@ async fn a_cold_service_wakes_on_its_first_request_and_returns_to_zero() {
     assert_eq!(status, 200);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let names: Vec<String> = pods_of(&skiff, "kept")
+        let names: Vec<String> = skiff
+            .pods_of("kept")
             .await
             .iter()
             .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
@@ -167,7 +143,7 @@ async fn a_cold_service_wakes_on_its_first_request_and_returns_to_zero() {
         })
         .await;
     assert_eq!(condition(&idle, "Active"), Some(("False".into(), "NoTraffic".into())), "{idle}");
-    assert_eq!(pods_of(&skiff, "kept").await.len(), 2, "min-scale keeps its pods through idleness");
+    assert_eq!(skiff.pods_of("kept").await.len(), 2, "min-scale keeps its pods through idleness");
 
     // And it wakes again.
     assert_eq!(skiff.call("cold.default.localhost", "/").await.0, 200);
@@ -215,7 +191,7 @@ async fn a_burst_with_a_low_target_scales_out_and_back() {
         .collect();
     let mut peak = 0;
     while Instant::now() < load_until {
-        peak = peak.max(pods_of(&skiff, "bursty").await.len());
+        peak = peak.max(skiff.pods_of("bursty").await.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for worker in workers {
@@ -324,7 +300,7 @@ async fn a_restart_brings_back_what_ran_and_leaves_idle_revisions_at_zero() {
     for pod in &after {
         assert!(!before.contains(&pod["metadata"]["name"].as_str().unwrap().to_string()), "{pod}");
     }
-    assert!(pods_of(&skiff, "idle").await.is_empty(), "a revision at zero stays at zero");
+    assert!(skiff.pods_of("idle").await.is_empty(), "a revision at zero stays at zero");
     assert_eq!(skiff.call("idle.default.localhost", "/").await.0, 200);
     assert_eq!(skiff.call("kept.default.localhost", "/").await.0, 200);
 }
@@ -334,15 +310,7 @@ async fn a_cold_start_is_a_span_in_the_requests_trace() {
     let receiver = skiff_tests::otlp::OtlpReceiver::start();
     let dir = tempfile::tempdir().unwrap();
     let args: Vec<&str> = FAST.to_vec();
-    let skiff = Skiff::start_in(
-        dir.path(),
-        &args,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    );
+    let skiff = Skiff::start_exporting(dir.path(), &args, &receiver.endpoint);
     let image = upload(&skiff, skiff_guests::HELLO, "hello").await;
     create(&skiff, "sleepy", &image, json!({"autoscaling.knative.dev/initial-scale": "0"})).await;
     let trace_id = "6bf92f3577b34da6a3ce929d0e0e4738";

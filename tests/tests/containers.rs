@@ -12,7 +12,6 @@ use skiff_tests::{Skiff, condition, in_ci};
 
 const SERVICES: &str = "/apis/serving.knative.dev/v1/namespaces/default/services";
 const REVISIONS: &str = "/apis/serving.knative.dev/v1/namespaces/default/revisions";
-const PODS: &str = "/api/v1/namespaces/default/pods";
 
 /// Containers need root and runc; under CI their absence is a failure.
 fn containers_possible() -> bool {
@@ -52,18 +51,7 @@ async fn create(skiff: &Skiff, name: &str, image: &str, annotations: Value, cont
     if let (Some(spec), Some(extra)) = (spec.as_object_mut(), container.as_object()) {
         spec.extend(extra.clone());
     }
-    let service = json!({
-        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"template": {"metadata": {"annotations": annotations}, "spec": {"containers": [spec]}}},
-    });
-    let (status, body) = skiff.post(SERVICES, &service).await;
-    assert_eq!(status, 201, "{body}");
-}
-
-async fn pods_of(skiff: &Skiff, service: &str) -> Vec<Value> {
-    let (_, list) = skiff.get(&format!("{PODS}?labelSelector=serving.knative.dev/service%3D{service}")).await;
-    list["items"].as_array().cloned().unwrap_or_default()
+    skiff.create_service(name, annotations, json!({"containers": [spec]})).await;
 }
 
 async fn wait_pods(
@@ -74,7 +62,7 @@ async fn wait_pods(
 ) -> Vec<Value> {
     let deadline = Instant::now() + timeout;
     loop {
-        let pods = pods_of(skiff, service).await;
+        let pods = skiff.pods_of(service).await;
         if check(&pods) {
             return pods;
         }
@@ -163,7 +151,7 @@ async fn a_container_service_serves_scales_out_and_to_zero_and_leaves_nothing_be
         .collect();
     let mut peak = 0;
     while Instant::now() < until {
-        peak = peak.max(pods_of(&skiff, "web").await.len());
+        peak = peak.max(skiff.pods_of("web").await.len());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for worker in workers {
@@ -277,15 +265,7 @@ async fn requests_to_a_container_carry_the_trace() {
     push_example(&registry).await;
     let receiver = skiff_tests::otlp::OtlpReceiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let skiff = Skiff::start_in(
-        dir.path(),
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    );
+    let skiff = Skiff::start_exporting(dir.path(), &[], &receiver.endpoint);
     create(&skiff, "traced", &registry.reference("skiff-examples/http-server:latest"), json!({}), json!({}))
         .await;
     skiff.wait_ready("traced").await;

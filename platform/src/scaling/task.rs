@@ -148,13 +148,7 @@ impl RevisionScaler {
                 pods::create(&self.scaling.objects, object).await;
                 self.restart.push(name);
                 self.failed(RuntimeError::new(crate::runtime::intern_reason(exit.reason), exit.message));
-                let decision = Decision {
-                    pods: self.desired,
-                    activity: self.activity,
-                    activator_in_path: self.revision.activator_in_path(),
-                    recheck_after: None,
-                };
-                self.apply(decision, None).await;
+                self.reapply().await;
             }
             Command::PodDeleted(name) => {
                 self.restart.retain(|n| *n != name);
@@ -163,15 +157,20 @@ impl RevisionScaler {
                 self.revision.set_pods(self.pods.clone());
                 tracing::info!(revision = %self.revision.name, pod = %name, "pod deleted; replacing it");
                 retire(pod, self.revision.timeout);
-                let decision = Decision {
-                    pods: self.desired,
-                    activity: self.activity,
-                    activator_in_path: self.revision.activator_in_path(),
-                    recheck_after: None,
-                };
-                self.apply(decision, None).await;
+                self.reapply().await;
             }
         }
+    }
+
+    /// Bring the pods back to the last decision (one went away).
+    async fn reapply(&mut self) {
+        let decision = Decision {
+            pods: self.desired,
+            activity: self.activity,
+            activator_in_path: self.revision.activator_in_path(),
+            recheck_after: None,
+        };
+        self.apply(decision, None).await;
     }
 
     async fn on_tick(&mut self) {

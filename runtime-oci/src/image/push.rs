@@ -44,14 +44,8 @@ impl RegistryClient {
             files = files.len()
         );
         async {
-            let target = self.target(reference).await?;
+            let target = self.push_target(reference).await?;
             let ctx = target.context();
-            if target.image.inner.digest().is_some() {
-                return Err(OciError::InvalidReference {
-                    reference: reference.to_owned(),
-                    message: "pushing needs a tag, not a digest".to_owned(),
-                });
-            }
             let files = files.to_vec();
             let (tar, layer) = tokio::task::spawn_blocking(move || layer(&files))
                 .await
