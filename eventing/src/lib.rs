@@ -8,7 +8,9 @@
 //!
 //! It knows nothing of the platform, which wires it to its API and data plane.
 
+pub mod broker;
 pub mod codec;
 pub mod delivery;
 pub mod filter;
 pub mod log;
+pub mod sender;

@@ -5,5 +5,6 @@ pub mod serving;
 mod types;
 
 pub use types::{
-    ALL, CONFIGURATIONS, NAMESPACES, PODS, REVISIONS, ROUTES, ResourceType, SERVICES, find, find_kind,
+    ALL, BROKERS, CONFIGURATIONS, NAMESPACES, PINGSOURCES, PODS, REVISIONS, ROUTES, ResourceType, SERVICES, TRIGGERS,
+    find, find_kind,
 };

@@ -135,8 +135,60 @@ pub static PODS: ResourceType = ResourceType {
     key: "core/pods",
 };
 
+pub static BROKERS: ResourceType = ResourceType {
+    group: "eventing.knative.dev",
+    version: "v1",
+    plural: "brokers",
+    singular: "broker",
+    kind: "Broker",
+    short_names: &[],
+    categories: &["all", "knative", "eventing"],
+    namespaced: true,
+    status_subresource: true,
+    managed: false,
+    key: "eventing.knative.dev/brokers",
+};
+
+pub static TRIGGERS: ResourceType = ResourceType {
+    group: "eventing.knative.dev",
+    version: "v1",
+    plural: "triggers",
+    singular: "trigger",
+    kind: "Trigger",
+    short_names: &[],
+    categories: &["all", "knative", "eventing"],
+    namespaced: true,
+    status_subresource: true,
+    managed: false,
+    key: "eventing.knative.dev/triggers",
+};
+
+pub static PINGSOURCES: ResourceType = ResourceType {
+    group: "sources.knative.dev",
+    version: "v1",
+    plural: "pingsources",
+    singular: "pingsource",
+    kind: "PingSource",
+    short_names: &[],
+    categories: &["all", "knative", "sources"],
+    namespaced: true,
+    status_subresource: true,
+    managed: false,
+    key: "sources.knative.dev/pingsources",
+};
+
 /// Every stored resource type.
-pub static ALL: &[&ResourceType] = &[&NAMESPACES, &SERVICES, &CONFIGURATIONS, &REVISIONS, &ROUTES, &PODS];
+pub static ALL: &[&ResourceType] = &[
+    &NAMESPACES,
+    &SERVICES,
+    &CONFIGURATIONS,
+    &REVISIONS,
+    &ROUTES,
+    &PODS,
+    &BROKERS,
+    &TRIGGERS,
+    &PINGSOURCES,
+];
 
 /// The resource at `/apis/{group}/{version}/.../{plural}` (group empty for `/api/v1`).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {
