@@ -230,7 +230,8 @@ impl DeliverySpec {
     }
 }
 
-fn validate_destination(sink: &Value, path: &str, errors: &mut Vec<(String, String)>) {
+/// Check a Knative `Destination` (`ref` and/or `uri`) at `path`, adding each problem to `errors`.
+pub fn validate_destination(sink: &Value, path: &str, errors: &mut Vec<(String, String)>) {
     let Value::Object(sink) = sink else {
         errors.push((path.to_string(), format!("expected an object, got {}", kind(sink))));
         return;

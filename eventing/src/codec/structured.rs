@@ -437,7 +437,7 @@ mod tests {
             spans.iter().map(|s| &text[s.clone()]).collect::<Vec<_>>(),
             vec![r#"{"a":1}"#, r#"{"b":"]"}"#]
         );
-        assert_eq!(array_elements(" [ ] ").unwrap(), vec![]);
+        assert_eq!(array_elements(" [ ] ").unwrap(), Vec::<std::ops::Range<usize>>::new());
         assert!(array_elements("{}").is_none());
     }
 
