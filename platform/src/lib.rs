@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod cli;
 pub mod controller;
 pub mod dataplane;
+pub mod eventing;
 pub mod objects;
 pub mod resources;
 pub mod runtime;

@@ -15,6 +15,7 @@ use crate::autoscaler::AutoscalerConfig;
 use crate::blobs::BlobStore;
 use crate::controller::{self, Context};
 use crate::dataplane::{self, ActivatorLimits, Tables};
+use crate::eventing::{self, Eventing};
 use crate::objects::Objects;
 use crate::resources::NAMESPACES;
 use crate::runtime::oci::OciAdapter;
@@ -42,6 +43,10 @@ pub struct UpOptions {
     pub activator: ActivatorLimits,
     /// The OCI runtime containers run under.
     pub oci_runtime: RuntimeKind,
+    /// How long brokers keep events.
+    pub event_retention: skiff_eventing::log::Retention,
+    /// Trace export; each unset field leaves it to the `OTEL_*` variables.
+    pub telemetry: skiff_tracing::TelemetryOptions,
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -49,8 +54,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Run the platform until SIGTERM or SIGINT.
 pub async fn run(options: UpOptions) -> anyhow::Result<()> {
-    let telemetry = skiff_tracing::init("skiff", skiff_tracing::TelemetryOptions::default())
-        .context("setting up telemetry")?;
+    let telemetry =
+        skiff_tracing::init("skiff", options.telemetry.clone()).context("setting up telemetry")?;
     let result = serve(options).await;
     // Flushing blocks; the telemetry crate does it off the runtime.
     telemetry.shutdown();
@@ -108,6 +113,8 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     }
     crate::autoscaler::set_cluster_defaults(options.autoscaler.clone());
     let scaling = Scaling::new(options.autoscaler.clone(), objects.clone(), tables.clone());
+    let eventing = Eventing::open(&options.data_dir, &options.domain, store.clone(), options.event_retention)
+        .context("starting eventing")?;
 
     let shutdown = CancellationToken::new();
     let context = Context {
@@ -118,20 +125,27 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
         oci,
         scaling: scaling.clone(),
         activator: options.activator,
+        eventing: eventing.clone(),
     };
     let mut controllers = controller::start(context, shutdown.clone());
     controllers.push(tokio::spawn(tables.clone().follow_routes(store.clone(), shutdown.clone())));
     controllers.push(tokio::spawn(scaling.follow_pod_deletions(store.clone(), shutdown.clone())));
 
-    let api = api::router(ApiState::new(
-        store.clone(),
-        blobs,
-        tables.clone(),
-        options.token.clone(),
-        api_address.to_string(),
-        shutdown.clone(),
-    ));
-    let data = dataplane::router(tables.clone());
+    let api = api::router(
+        ApiState::new(
+            store.clone(),
+            blobs,
+            tables.clone(),
+            options.token.clone(),
+            api_address.to_string(),
+            shutdown.clone(),
+        )
+        .with_eventing(eventing.clone()),
+    );
+    let brokers = axum::Router::new().fallback(eventing::ingress::handle).with_state(eventing.clone());
+    let data = dataplane::router(tables.clone(), Some((eventing.ingress_host.clone(), brokers)));
+    eventing.sender.set_data_plane(data.clone());
+    controllers.push(tokio::spawn(eventing.clone().compact_periodically(shutdown.clone())));
     let api_server = tokio::spawn(serve_until(api_listener, api, shutdown.clone()));
     let data_server = tokio::spawn(serve_until(data_listener, data, shutdown.clone()));
 
@@ -154,6 +168,10 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     }
     for task in controllers {
         task.abort();
+    }
+    // Dispatchers commit their cursors as far as they delivered.
+    if tokio::time::timeout(DRAIN_GRACE, eventing.stop_all(DRAIN_GRACE / 2)).await.is_err() {
+        tracing::warn!("trigger dispatchers still stopping after {DRAIN_GRACE:?}");
     }
     // Containers outlive nothing: each revision's pods stop (SIGTERM, then SIGKILL).
     let stops: Vec<_> = tables

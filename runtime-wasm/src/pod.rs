@@ -130,6 +130,7 @@ impl WasmPod {
             "faas.name" = %pod.settings.name,
             "faas.trigger" = skiff_tracing::conventions::FAAS_TRIGGER_HTTP,
             "faas.invocation_id" = %format!("{}-{invocation}", pod.settings.name),
+            "faas.coldstart" = request.extensions().get::<skiff_tracing::ColdStart>().is_some(),
             "http.request.method" = %request.method(),
             "url.path" = request.uri().path(),
             "http.response.status_code" = field::Empty,

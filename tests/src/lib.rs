@@ -2,6 +2,7 @@
 //! user would.
 
 pub mod otlp;
+pub mod recorder;
 pub mod registry;
 
 use std::io::{BufRead, BufReader};

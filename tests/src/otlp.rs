@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ pub struct OtlpReceiver {
     /// The base URL to give `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub endpoint: String,
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    /// Export requests and bytes taken (both modes).
+    taken: Arc<(AtomicU64, AtomicU64)>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -56,20 +59,38 @@ fn attributes(list: &[KeyValue]) -> HashMap<String, String> {
 }
 
 impl OtlpReceiver {
+    /// A receiver that decodes and keeps every span, for tests.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// A receiver that takes exports (reads each request whole and answers 200) without
+    /// decoding them, as a collector on another machine costs this one nothing: for benchmarks
+    /// of the exporting side.
+    pub fn start_counting() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(decode: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding the OTLP receiver");
         let endpoint = format!("http://{}", listener.local_addr().expect("receiver address"));
         let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
-        let sink = spans.clone();
+        let taken: Arc<(AtomicU64, AtomicU64)> = Arc::default();
+        let (sink, counts) = (spans.clone(), taken.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let sink = sink.clone();
+                let (sink, counts) = (sink.clone(), counts.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &sink);
+                    let _ = serve(stream, decode.then_some(&*sink), &counts);
                 });
             }
         });
-        Self { endpoint, spans }
+        Self { endpoint, spans, taken }
+    }
+
+    /// Export requests and their bytes taken so far.
+    pub fn taken(&self) -> (u64, u64) {
+        (self.taken.0.load(Ordering::Relaxed), self.taken.1.load(Ordering::Relaxed))
     }
 
     pub fn spans(&self) -> Vec<ReceivedSpan> {
@@ -97,7 +118,11 @@ impl OtlpReceiver {
     }
 }
 
-fn serve(stream: TcpStream, sink: &Mutex<Vec<ReceivedSpan>>) -> std::io::Result<()> {
+fn serve(
+    stream: TcpStream,
+    sink: Option<&Mutex<Vec<ReceivedSpan>>>,
+    taken: &(AtomicU64, AtomicU64),
+) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -124,6 +149,16 @@ fn serve(stream: TcpStream, sink: &Mutex<Vec<ReceivedSpan>>) -> std::io::Result<
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
+        taken.0.fetch_add(1, Ordering::Relaxed);
+        taken.1.fetch_add(length as u64, Ordering::Relaxed);
+        let Some(sink) = sink else {
+            write!(
+                writer,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+            )?;
+            writer.flush()?;
+            continue;
+        };
         let status = match (path.as_str(), ExportTraceServiceRequest::decode(body.as_slice())) {
             ("/v1/traces", Ok(request)) => {
                 let mut spans = sink.lock().unwrap_or_else(|p| p.into_inner());

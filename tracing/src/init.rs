@@ -74,11 +74,26 @@ pub fn init(default_service_name: &str, opts: TelemetryOptions) -> Result<Teleme
     let otel_layer = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(TRACER_NAME))
+            // Only what the semantic conventions ask for: no source location, thread or
+            // busy/idle attributes on every span (they doubled what each span cost to build
+            // and export), and no clock reads on every poll of an instrumented future.
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_target(false)
+            // Skiff propagates explicitly from each span (`inject_span`); nothing reads the
+            // thread's current OpenTelemetry context, so entering a span need not set it.
+            .with_context_activation(false)
             // Export does not follow RUST_LOG: log verbosity and tracing are separate
             // choices. Spans and events at INFO and above are exported.
-            .with_filter(filter_fn(|meta| {
-                *meta.level() <= tracing::Level::INFO && !is_exporter_internal(meta.target())
-            }))
+            .with_filter(
+                filter_fn(|meta| {
+                    *meta.level() <= tracing::Level::INFO && !is_exporter_internal(meta.target())
+                })
+                // The hint keeps `log` records and spans below INFO from being built at all
+                // (without it, every `log::trace!` of a dependency reaches the subscriber).
+                .with_max_level_hint(tracing::Level::INFO),
+            )
     });
 
     let installed =

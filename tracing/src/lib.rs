@@ -70,3 +70,8 @@ pub use propagation::{
     TRACERESPONSE_HEADER, extract_context, inject_context, inject_span, set_parent_from_headers, trace_id,
     traceresponse,
 };
+
+/// A request extension the platform sets on a request that waited for its pod to start (a
+/// cold start), so that the runtime's invocation span says `faas.coldstart = true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdStart;

@@ -1,8 +1,10 @@
 //! `fetch`: calls the URL given in `?url=...` (or the `x-fetch-url` header) with outbound
-//! HTTP and answers with what it got: the status as `x-fetched-status` and the body.
+//! HTTP and answers with what it got: the status as `x-fetched-status` and the body. It calls
+//! with the method it was called with, passing on the body and the `ce-*` and `Content-Type`
+//! headers: a POSTed CloudEvent goes on as one.
 //! The host decides which URLs a guest may reach.
 
-use wstd::http::{Body, Client, Error, Request, Response, StatusCode};
+use wstd::http::{Body, Client, Error, Method, Request, Response, StatusCode};
 
 fn target(request: &Request<Body>) -> Option<String> {
     if let Some(header) = request.headers().get("x-fetch-url").and_then(|v| v.to_str().ok()) {
@@ -43,7 +45,22 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             .status(StatusCode::BAD_REQUEST)
             .body("say what to fetch: ?url=http://... or an x-fetch-url header\n".into())?);
     };
-    let outbound = Request::get(url.as_str()).body(Body::empty())?;
+    // A POST (or PUT) is passed on with its body and CloudEvents headers, so that a chain of
+    // fetches can end by posting an event to a broker.
+    let method = request.method().clone();
+    let mut outbound = Request::builder().method(method.clone()).uri(url.as_str());
+    for (name, value) in request.headers() {
+        if name.as_str().starts_with("ce-") || name == "content-type" {
+            outbound = outbound.header(name, value);
+        }
+    }
+    let outbound = if method == Method::GET || method == Method::HEAD {
+        outbound.body(Body::empty())?
+    } else {
+        let mut incoming = request.into_body();
+        let bytes = incoming.bytes_contents().await?.to_vec();
+        outbound.body(Body::from(bytes))?
+    };
     match Client::new().send(outbound).await {
         Ok(fetched) => {
             let status = fetched.status();

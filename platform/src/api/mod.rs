@@ -50,6 +50,7 @@ pub struct ApiState {
     token: Option<Arc<str>>,
     server_address: String,
     shutdown: CancellationToken,
+    eventing: Option<Arc<crate::eventing::Eventing>>,
 }
 
 impl ApiState {
@@ -68,7 +69,14 @@ impl ApiState {
             token: token.map(Arc::from),
             server_address,
             shutdown,
+            eventing: None,
         }
+    }
+
+    /// Show eventing's figures in `/metrics` too.
+    pub fn with_eventing(mut self, eventing: Arc<crate::eventing::Eventing>) -> Self {
+        self.eventing = Some(eventing);
+        self
     }
 }
 
@@ -97,7 +105,10 @@ pub fn router(state: ApiState) -> Router {
 
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let text = crate::dataplane::metrics::render(&state.tables);
+    let mut text = crate::dataplane::metrics::render(&state.tables);
+    if let Some(eventing) = &state.eventing {
+        text.push_str(&eventing.render_metrics());
+    }
     ([(axum::http::header::CONTENT_TYPE, crate::dataplane::metrics::CONTENT_TYPE)], text).into_response()
 }
 

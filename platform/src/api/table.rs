@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::resources::{
-    CONFIGURATIONS, NAMESPACES, PODS, REVISIONS, ROUTES, ResourceType, SERVICES, meta, serving,
+    BROKERS, CONFIGURATIONS, NAMESPACES, PINGSOURCES, PODS, REVISIONS, ROUTES, ResourceType, SERVICES,
+    TRIGGERS, meta, serving,
 };
 
 enum Cell {
@@ -74,6 +75,26 @@ fn columns(resource: &ResourceType) -> Vec<Column> {
         ]
     } else if resource == &NAMESPACES {
         vec![name, column("Status", "string", Cell::Pointer("/status/phase")), age]
+    } else if resource == &BROKERS {
+        vec![name, column("URL", "string", Cell::Pointer("/status/address/url")), age, ready, reason]
+    } else if resource == &TRIGGERS {
+        vec![
+            name,
+            column("Broker", "string", Cell::Pointer("/spec/broker")),
+            column("Subscriber_URI", "string", Cell::Pointer("/status/subscriberUri")),
+            age,
+            ready,
+            reason,
+        ]
+    } else if resource == &PINGSOURCES {
+        vec![
+            name,
+            column("Sink", "string", Cell::Pointer("/status/sinkUri")),
+            column("Schedule", "string", Cell::Pointer("/spec/schedule")),
+            age,
+            ready,
+            reason,
+        ]
     } else {
         vec![name, age]
     }
@@ -195,5 +216,25 @@ mod tests {
         assert_eq!(table["rows"][0]["object"]["metadata"]["name"], "hello");
         assert!(wanted(Some("application/json;as=Table;v=v1;g=meta.k8s.io,application/json")));
         assert!(!wanted(Some("application/json")));
+    }
+
+    #[test]
+    fn eventing_rows_carry_knatives_printer_columns() {
+        let titles =
+            |resource: &ResourceType| -> Vec<&str> { columns(resource).iter().map(|c| c.title).collect() };
+        assert_eq!(titles(&BROKERS), ["Name", "URL", "Age", "Ready", "Reason"]);
+        assert_eq!(titles(&TRIGGERS), ["Name", "Broker", "Subscriber_URI", "Age", "Ready", "Reason"]);
+        assert_eq!(titles(&PINGSOURCES), ["Name", "Sink", "Schedule", "Age", "Ready", "Reason"]);
+        let trigger = json!({"metadata": {"name": "orders"}, "spec": {"broker": "default"},
+            "status": {"subscriberUri": "http://fulfil.default.localhost",
+                "conditions": [{"type": "Ready", "status": "True"}]}});
+        let table = render(&TRIGGERS, &[&trigger], 3, "None");
+        assert_eq!(
+            table["rows"][0]["cells"],
+            json!(["orders", "default", "http://fulfil.default.localhost", "<unknown>", "True", ""])
+        );
+        let source = json!({"metadata": {"name": "heartbeat"}, "spec": {"schedule": "*/1 * * * *"}});
+        let table = render(&PINGSOURCES, &[&source], 3, "None");
+        assert_eq!(table["rows"][0]["cells"], json!(["heartbeat", "", "*/1 * * * *", "<unknown>", "", ""]));
     }
 }

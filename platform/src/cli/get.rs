@@ -24,7 +24,8 @@ pub enum OutputFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
-    /// What to get: services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns).
+    /// What to get: services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns),
+    /// pods (po), brokers, triggers, pingsources.
     pub kind: String,
     /// One object by name; every object when left out.
     pub name: Option<String>,
@@ -362,6 +363,59 @@ fn cell_pod_revision(o: &Value, _: &Context) -> String {
     label(o, "serving.knative.dev/revision").to_string()
 }
 
+fn cell_address_url(o: &Value, _: &Context) -> String {
+    str_at(o, "/status/address/url").to_string()
+}
+fn cell_trigger_broker(o: &Value, _: &Context) -> String {
+    str_at(o, "/spec/broker").to_string()
+}
+fn cell_trigger_sink(o: &Value, _: &Context) -> String {
+    super::eventing::sink_label(o.pointer("/spec/subscriber"))
+}
+fn cell_subscriber_uri(o: &Value, _: &Context) -> String {
+    str_at(o, "/status/subscriberUri").to_string()
+}
+fn cell_schedule(o: &Value, _: &Context) -> String {
+    str_at(o, "/spec/schedule").to_string()
+}
+fn cell_source_sink(o: &Value, _: &Context) -> String {
+    super::eventing::sink_label(o.pointer("/spec/sink"))
+}
+fn cell_sink_uri(o: &Value, _: &Context) -> String {
+    str_at(o, "/status/sinkUri").to_string()
+}
+
+static BROKER_COLUMNS: &[Column] = &[
+    col("NAME", cell_name),
+    col("URL", cell_address_url),
+    col("AGE", cell_age),
+    col("CONDITIONS", cell_conditions),
+    col("READY", cell_ready),
+    col("REASON", cell_reason),
+];
+
+static TRIGGER_COLUMNS: &[Column] = &[
+    col("NAME", cell_name),
+    col("BROKER", cell_trigger_broker),
+    col("SINK", cell_trigger_sink),
+    wide("URI", cell_subscriber_uri),
+    col("AGE", cell_age),
+    col("CONDITIONS", cell_conditions),
+    col("READY", cell_ready),
+    col("REASON", cell_reason),
+];
+
+static PINGSOURCE_COLUMNS: &[Column] = &[
+    col("NAME", cell_name),
+    col("SCHEDULE", cell_schedule),
+    col("SINK", cell_source_sink),
+    wide("URI", cell_sink_uri),
+    col("AGE", cell_age),
+    col("CONDITIONS", cell_conditions),
+    col("READY", cell_ready),
+    col("REASON", cell_reason),
+];
+
 /// Any kind without columns of its own.
 static GENERIC_COLUMNS: &[Column] =
     &[col("NAME", cell_name), col("AGE", cell_age), col("READY", cell_ready), col("REASON", cell_reason)];
@@ -374,6 +428,9 @@ fn columns(kind: &Kind) -> &'static [Column] {
         "Configuration" => CONFIGURATION_COLUMNS,
         "Namespace" => NAMESPACE_COLUMNS,
         "Pod" => POD_COLUMNS,
+        "Broker" => BROKER_COLUMNS,
+        "Trigger" => TRIGGER_COLUMNS,
+        "PingSource" => PINGSOURCE_COLUMNS,
         _ => GENERIC_COLUMNS,
     }
 }
@@ -496,21 +553,54 @@ mod tests {
         let text = render(kind, &[revision("hello-00001", "1", "")], &context(), true, false);
         assert!(text.lines().next().unwrap().contains("IMAGE"), "{text}");
         assert!(text.contains("example.com/hello:v1"), "{text}");
-        let broker = Kind {
-            group: "eventing.knative.dev",
+        let channel = Kind {
+            group: "messaging.knative.dev",
             version: "v1",
-            kind: "Broker",
-            plural: "brokers",
-            singular: "broker",
+            kind: "Channel",
+            plural: "channels",
+            singular: "channel",
             short_names: &[],
             categories: &[],
             namespaced: true,
             status_subresource: true,
             managed: false,
-            key: "eventing.knative.dev/brokers",
+            key: "messaging.knative.dev/channels",
         };
-        let text = render(&broker, &[json!({"metadata": {"name": "default"}})], &context(), false, false);
+        let text = render(&channel, &[json!({"metadata": {"name": "default"}})], &context(), false, false);
         assert_eq!(text, "NAME      AGE   READY     REASON\ndefault         Unknown\n");
+    }
+
+    #[test]
+    fn eventing_kinds_render_with_kns_columns() {
+        let ready = json!([{"type": "Ready", "status": "True"}, {"type": "Addressable", "status": "True"}]);
+        let broker = json!({
+            "metadata": {"name": "default", "creationTimestamp": "2024-05-01T11:58:00Z"},
+            "status": {"address": {"url": "http://broker-ingress.localhost/default/default"}, "conditions": ready},
+        });
+        assert_eq!(
+            render(kinds::lookup("brokers").unwrap(), &[broker], &context(), false, false),
+            "NAME      URL                                               AGE   CONDITIONS   READY   REASON\n\
+             default   http://broker-ingress.localhost/default/default   2m    2 OK / 2     True\n"
+        );
+        let trigger = json!({
+            "metadata": {"name": "orders", "creationTimestamp": "2024-05-01T11:58:00Z"},
+            "spec": {"broker": "default", "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "fulfil"}}},
+            "status": {"subscriberUri": "http://fulfil.default.localhost", "conditions": ready},
+        });
+        assert_eq!(
+            render(kinds::lookup("trigger").unwrap(), &[trigger], &context(), true, false),
+            "NAME     BROKER    SINK          URI                               AGE   CONDITIONS   READY   REASON\n\
+             orders   default   ksvc:fulfil   http://fulfil.default.localhost   2m    2 OK / 2     True\n"
+        );
+        let source = json!({
+            "metadata": {"name": "heartbeat", "creationTimestamp": "2024-05-01T11:58:00Z"},
+            "spec": {"schedule": "*/1 * * * *", "sink": {"uri": "http://example.com/"}},
+        });
+        assert_eq!(
+            render(kinds::lookup("pingsources").unwrap(), &[source], &context(), false, false),
+            "NAME        SCHEDULE      SINK                  AGE   CONDITIONS   READY     REASON\n\
+             heartbeat   */1 * * * *   http://example.com/   2m                 Unknown\n"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod apply;
 mod client;
+mod eventing;
 mod get;
 mod kinds;
 mod logs;
@@ -71,11 +72,24 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Push a .wasm component to an OCI registry as a Wasm artifact; prints the pinned reference.
     Push(wasm::PushArgs),
+    /// Manage brokers: where events are sent and kept.
+    #[command(subcommand, alias = "brokers")]
+    Broker(eventing::BrokerCommand),
+    /// Manage triggers: which of a broker's events go to which sink.
+    #[command(subcommand, alias = "triggers")]
+    Trigger(eventing::TriggerCommand),
+    /// Manage event sources.
+    #[command(subcommand, alias = "sources")]
+    Source(eventing::SourceCommand),
+    /// Send CloudEvents.
+    #[command(subcommand)]
+    Event(eventing::EventCommand),
 }
 
 #[derive(Debug, clap::Args)]
 struct DeleteArgs {
-    /// services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns), pods (po).
+    /// services (ksvc), revisions (rev), routes (rt), configurations (cfg), namespaces (ns), pods (po),
+    /// brokers, triggers, pingsources.
     kind: String,
     #[arg(required = true)]
     names: Vec<String>,
@@ -110,6 +124,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Revision(command) => revision::run(&client, &namespace, command).await,
         Command::Pod(command) => pod::run(&client, &namespace, command).await,
         Command::Logs(args) => logs::run(&client, &namespace, args).await,
+        Command::Broker(command) => eventing::broker::run(&client, &namespace, command).await,
+        Command::Trigger(command) => eventing::trigger::run(&client, &namespace, command).await,
+        Command::Source(command) => eventing::ping::run(&client, &namespace, command).await,
+        Command::Event(command) => eventing::event::run(&client, &namespace, command).await,
     }
 }
 

@@ -4,6 +4,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::object::Condition;
+
 /// Rows of cells under upper-case headers.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -70,6 +72,30 @@ pub fn age_since(timestamp: Option<&str>, now: OffsetDateTime) -> String {
 /// The age of an object from its `metadata.creationTimestamp`.
 pub fn age(object: &Value, now: OffsetDateTime) -> String {
     age_since(object.pointer("/metadata/creationTimestamp").and_then(Value::as_str), now)
+}
+
+/// The `Conditions:` table of a description, as `kn ... describe` prints it: `++` True,
+/// `!!` False, `??` Unknown.
+pub fn conditions_table(conditions: &[Condition], now: OffsetDateTime) -> String {
+    if conditions.is_empty() {
+        return "  (none reported)\n".to_string();
+    }
+    let mut table = Table::new(["OK", "TYPE", "AGE", "REASON", "MESSAGE"]);
+    for condition in conditions {
+        let ok = match condition.status.as_str() {
+            "True" => "++",
+            "False" => "!!",
+            _ => "??",
+        };
+        table.push(vec![
+            ok.to_string(),
+            condition.type_.clone(),
+            age_since(condition.last_transition_time.as_deref(), now),
+            condition.reason.clone(),
+            condition.message.clone(),
+        ]);
+    }
+    table.render(2)
 }
 
 #[cfg(test)]

@@ -46,6 +46,39 @@ pub struct UpArgs {
     /// The OCI runtime containers run under: runc or crun (Debian's packages).
     #[arg(long, value_name = "RUNTIME", default_value = "runc", value_parser = parse_oci_runtime)]
     pub oci_runtime: RuntimeKind,
+    /// How long a broker keeps an event, delivered or not (Kafka-style retention): `24h`, `168h`.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub event_retention: Duration,
+    /// The most event bytes a broker keeps; the oldest go first beyond it.
+    #[arg(long, value_name = "BYTES", default_value_t = skiff_eventing::log::Retention::default().max_bytes)]
+    pub event_retention_bytes: u64,
+    /// Where to export traces over OTLP (instead of OTEL_EXPORTER_OTLP_ENDPOINT):
+    /// `http://127.0.0.1:4318` (http/protobuf) or `http://127.0.0.1:4317` (grpc). Without
+    /// either, nothing is exported and tracing costs nothing.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// The OTLP protocol, `grpc` or `http/protobuf` (instead of OTEL_EXPORTER_OTLP_PROTOCOL).
+    #[arg(long, value_name = "PROTOCOL", value_parser = parse_protocol)]
+    pub otlp_protocol: Option<skiff_tracing::Protocol>,
+    /// The fraction of new traces to sample, 0 to 1, following the caller's decision when a
+    /// request carries one (instead of OTEL_TRACES_SAMPLER/OTEL_TRACES_SAMPLER_ARG).
+    #[arg(long, value_name = "RATIO", value_parser = parse_ratio)]
+    pub trace_sample_ratio: Option<f64>,
+    /// The service name the platform's own spans carry (instead of OTEL_SERVICE_NAME;
+    /// default `skiff`).
+    #[arg(long, value_name = "NAME")]
+    pub service_name: Option<String>,
+}
+
+fn parse_protocol(raw: &str) -> Result<skiff_tracing::Protocol, String> {
+    raw.parse().map_err(|_| format!("{raw:?}: expected grpc or http/protobuf"))
+}
+
+fn parse_ratio(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("{raw:?}: expected a number from 0 to 1")),
+    }
 }
 
 fn parse_oci_runtime(raw: &str) -> Result<RuntimeKind, String> {
@@ -130,6 +163,17 @@ impl UpArgs {
                 timeout: self.activator_timeout,
             },
             oci_runtime: self.oci_runtime,
+            event_retention: skiff_eventing::log::Retention {
+                max_age: self.event_retention,
+                max_bytes: self.event_retention_bytes,
+            },
+            telemetry: skiff_tracing::TelemetryOptions {
+                service_name: self.service_name.clone(),
+                endpoint: self.otlp_endpoint.clone(),
+                protocol: self.otlp_protocol,
+                sampler_ratio: self.trace_sample_ratio,
+                log_filter: None,
+            },
         })
     }
 }
@@ -150,6 +194,12 @@ mod tests {
             activator_queue_depth: 10,
             activator_timeout: Duration::from_secs(60),
             oci_runtime: RuntimeKind::Runc,
+            event_retention: Duration::from_secs(24 * 3600),
+            event_retention_bytes: 1 << 30,
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            trace_sample_ratio: None,
+            service_name: None,
         }
     }
 

@@ -2,17 +2,22 @@
 //! resource, driven by the store's change feed, never two reconciles of one object at once.
 //!
 //! Service -> Configuration + Route; Configuration -> Revision; Route -> resolved traffic;
-//! Revision -> its data plane entry and autoscaler (which keeps its pods). Garbage
+//! Revision -> its data plane entry and autoscaler (which keeps its pods); Broker -> its address;
+//! Trigger -> a dispatcher; PingSource -> a pinger. Garbage
 //! collection deletes what a deleted owner owned.
 
+mod broker;
 mod children;
 mod configuration;
+mod destination;
 mod gc;
+mod pingsource;
 mod queue;
 mod revision;
 mod route;
 mod runner;
 mod service;
+mod trigger;
 
 pub use runner::{Action, ReconcileError, Reconciler};
 
@@ -22,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::dataplane::{ActivatorLimits, Tables};
+use crate::eventing::Eventing;
 use crate::objects::Objects;
 use crate::runtime::oci::OciAdapter;
 use crate::runtime::wasm::WasmAdapter;
@@ -43,6 +49,8 @@ pub struct Context {
     pub scaling: Arc<Scaling>,
     /// How the activator bounds the requests it holds.
     pub activator: ActivatorLimits,
+    /// Brokers' log, triggers' dispatchers, PingSources' pingers.
+    pub eventing: Arc<Eventing>,
 }
 
 /// Workers per controller: distinct objects reconcile in parallel, one object never twice.
@@ -55,6 +63,9 @@ pub fn start(context: Context, shutdown: CancellationToken) -> Vec<JoinHandle<()
     run(&mut tasks, &context, configuration::ConfigurationReconciler::new(context.clone()), &shutdown);
     run(&mut tasks, &context, route::RouteReconciler::new(context.clone()), &shutdown);
     run(&mut tasks, &context, revision::RevisionReconciler::new(context.clone()), &shutdown);
+    run(&mut tasks, &context, broker::BrokerReconciler::new(context.clone()), &shutdown);
+    run(&mut tasks, &context, trigger::TriggerReconciler::new(context.clone()), &shutdown);
+    run(&mut tasks, &context, pingsource::PingSourceReconciler::new(context.clone()), &shutdown);
     tasks.push(gc::spawn(context.objects.clone(), shutdown));
     tasks
 }

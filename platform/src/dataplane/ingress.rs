@@ -25,8 +25,18 @@ const START_PATIENCE: Duration = Duration::from_secs(10);
 /// Extra time the ingress gives a pod past its own timeout before answering 504 itself.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
-pub fn router(tables: Arc<Tables>) -> Router {
-    Router::new().fallback(handle).with_state(tables)
+/// The data plane's front door. Requests for `side_host` (the broker ingress) go to `side`;
+/// every other host is a service's.
+pub fn router(tables: Arc<Tables>, side: Option<(String, Router)>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Front { tables, side: side.map(|(host, router)| (host.to_ascii_lowercase(), router)) })
+}
+
+#[derive(Clone)]
+struct Front {
+    tables: Arc<Tables>,
+    side: Option<(String, Router)>,
 }
 
 fn plain(code: StatusCode, message: String) -> Response {
@@ -43,8 +53,18 @@ fn host_of(request: &Request) -> String {
     }
 }
 
-async fn handle(State(tables): State<Arc<Tables>>, request: Request) -> Response {
+async fn handle(State(front): State<Front>, request: Request) -> Response {
     let host = host_of(&request);
+    if let Some((side_host, side)) = &front.side
+        && host == *side_host
+    {
+        use tower::ServiceExt;
+        return match side.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+    }
+    let tables = front.tables;
     let span = tracing::info_span!(
         "ingress",
         otel.name = %format!("{} {}", request.method(), host),
@@ -130,6 +150,10 @@ async fn invoke(
     request: Request,
     span: &tracing::Span,
 ) -> Response {
+    let mut request = request;
+    if assigned.cold {
+        request.extensions_mut().insert(skiff_tracing::ColdStart);
+    }
     match tokio::time::timeout(revision.timeout + TIMEOUT_GRACE, assigned.pod.pod.serve(request)).await {
         Ok(Ok(response)) => {
             in_flight.answered(response.status());

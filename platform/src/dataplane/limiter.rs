@@ -42,7 +42,14 @@ impl Limiter {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(overloaded);
         }
-        let permit = self.slots.clone().acquire_owned().await;
+        // Only a request that actually waits gets the span: the fast path stays free.
+        let span = tracing::info_span!(
+            "queue wait",
+            otel.kind = "internal",
+            skiff.queue.limit = self.limit,
+            skiff.queue.waiting = waiting + 1,
+        );
+        let permit = tracing::Instrument::instrument(self.slots.clone().acquire_owned(), span).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         permit.map_err(|_| overloaded)
     }

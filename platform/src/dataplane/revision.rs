@@ -45,7 +45,7 @@ impl PodSlot {
     async fn admit(self: Arc<Self>) -> Result<Assigned, Refusal> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         // Counted from here, so a request queued on this pod counts against it.
-        let mut assigned = Assigned { pod: self, permit: None };
+        let mut assigned = Assigned { pod: self, permit: None, cold: false };
         let permit = match &assigned.pod.limiter {
             Some(limiter) => Some(limiter.acquire().await.map_err(Refusal::Overloaded)?),
             None => None,
@@ -59,6 +59,8 @@ impl PodSlot {
 pub struct Assigned {
     pub pod: Arc<PodSlot>,
     permit: Option<OwnedSemaphorePermit>,
+    /// The request waited in the activator for a pod to start: a cold start.
+    pub cold: bool,
 }
 
 impl Drop for Assigned {
@@ -143,6 +145,7 @@ pub struct Revision {
     /// Wakes the autoscaler: a request waits with nothing ready.
     poke: Notify,
     poked_at: Mutex<Option<Instant>>,
+    poked_span: Mutex<Option<tracing::Span>>,
     in_path: AtomicBool,
     held: AtomicUsize,
     /// The last failure to start a pod, while it stands.
@@ -182,6 +185,7 @@ impl Revision {
             changed: Notify::new(),
             poke: Notify::new(),
             poked_at: Mutex::new(None),
+            poked_span: Mutex::new(None),
             in_path: AtomicBool::new(true),
             held: AtomicUsize::new(0),
             failure: Mutex::new(None),
@@ -256,10 +260,17 @@ impl Revision {
         self.poked_at.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
+    /// The span of the request that poked first since the autoscaler last looked: the
+    /// cold start it causes is a child of it, in that request's trace.
+    pub fn take_poke_span(&self) -> Option<tracing::Span> {
+        self.poked_span.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     fn poke(&self) {
         let mut at = self.poked_at.lock().unwrap_or_else(|p| p.into_inner());
         if at.is_none() {
             *at = Some(Instant::now());
+            *self.poked_span.lock().unwrap_or_else(|p| p.into_inner()) = Some(tracing::Span::current());
             drop(at);
             self.poke.notify_one();
         }
@@ -310,7 +321,10 @@ impl Revision {
             otel.status_code = tracing::field::Empty,
             error.type = tracing::field::Empty,
         );
-        let waited = self.hold().instrument(span.clone()).await;
+        let waited = self.hold().instrument(span.clone()).await.map(|mut assigned| {
+            assigned.cold = true;
+            assigned
+        });
         if let Err(refusal) = &waited {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", refusal.kind());

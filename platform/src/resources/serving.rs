@@ -35,6 +35,7 @@ pub fn set_defaults(resource: &ResourceType, object: &mut Value) {
     } else if resource == &ROUTES {
         default_traffic(object, false);
     }
+    super::eventing::set_defaults(resource, object);
 }
 
 fn default_template(object: &mut Value, pointer: &str) {
@@ -111,6 +112,7 @@ pub fn validate(resource: &ResourceType, object: &Value, previous: Option<&Value
     } else if resource == &ROUTES {
         validate_traffic(object.pointer("/spec/traffic"), true, &mut causes);
     }
+    super::eventing::validate(resource, object, previous, &mut causes);
     causes
 }
 

@@ -178,17 +178,8 @@ pub static PINGSOURCES: ResourceType = ResourceType {
 };
 
 /// Every stored resource type.
-pub static ALL: &[&ResourceType] = &[
-    &NAMESPACES,
-    &SERVICES,
-    &CONFIGURATIONS,
-    &REVISIONS,
-    &ROUTES,
-    &PODS,
-    &BROKERS,
-    &TRIGGERS,
-    &PINGSOURCES,
-];
+pub static ALL: &[&ResourceType] =
+    &[&NAMESPACES, &SERVICES, &CONFIGURATIONS, &REVISIONS, &ROUTES, &PODS, &BROKERS, &TRIGGERS, &PINGSOURCES];
 
 /// The resource at `/apis/{group}/{version}/.../{plural}` (group empty for `/api/v1`).
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceType> {

@@ -1,4 +1,4 @@
-//! Which outbound requests a guest may make: its own platform's services always (sent to
+//! Which outbound requests a guest may make: its own platform's services and brokers always (sent to
 //! the ingress, whatever DNS says of `*.localhost`), other hosts only when the revision's
 //! allow-list names them. Every allowed request carries the caller's trace context.
 
@@ -23,10 +23,12 @@ impl PlatformOutbound {
 
     fn is_platform_host(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        // `{name}.{namespace}.{domain}`: at least two labels before the domain.
-        host.strip_suffix(&self.domain)
-            .and_then(|rest| rest.strip_suffix('.'))
-            .is_some_and(|rest| rest.split('.').count() >= 2 && rest.split('.').all(|l| !l.is_empty()))
+        // `{name}.{namespace}.{domain}`: at least two labels before the domain; and the
+        // brokers' ingress, `broker-ingress.{domain}`.
+        host.strip_suffix(&self.domain).and_then(|rest| rest.strip_suffix('.')).is_some_and(|rest| {
+            rest == "broker-ingress"
+                || (rest.split('.').count() >= 2 && rest.split('.').all(|l| !l.is_empty()))
+        })
     }
 }
 
@@ -73,6 +75,10 @@ mod tests {
         policy(&[]).check(&mut request).unwrap();
         assert_eq!(request.uri(), "http://127.0.0.1:8080/greet?x=1");
         assert_eq!(request.headers()[HOST], "hello.default.localhost");
+        let mut event = Request::post("http://broker-ingress.localhost/default/default").body(()).unwrap();
+        policy(&[]).check(&mut event).unwrap();
+        assert_eq!(event.uri(), "http://127.0.0.1:8080/default/default");
+        assert_eq!(event.headers()[HOST], "broker-ingress.localhost");
     }
 
     #[test]

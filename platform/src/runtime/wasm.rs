@@ -13,6 +13,7 @@ use skiff_runtime_oci::RegistryClient;
 use skiff_runtime_wasm::{
     AllowList, InvokeError, Loaded, PodLog, PodSettings, WasmError, WasmPod, WasmRuntime,
 };
+use tracing::Instrument;
 
 use super::{InvokeFailure, PlatformOutbound, Pod, RevisionSpec, Runtime, RuntimeError};
 use crate::blobs::{self, BlobStore};
@@ -152,7 +153,15 @@ impl Runtime for WasmAdapter {
                 )
             })?;
             let started = std::time::Instant::now();
-            let loaded = self.shared_component(digest).await?;
+            // Mapping the compiled code (shared with the revision's other pods, from the disk
+            // cache after a scale to zero) and pre-instantiating it: the cold start's parts.
+            let load_span = tracing::info_span!(
+                "instance load",
+                otel.name = %format!("load {}", spec.name),
+                otel.kind = "internal",
+                faas.name = %spec.name,
+            );
+            let loaded = self.shared_component(digest).instrument(load_span).await?;
             let loaded_in = started.elapsed();
             let allow =
                 AllowList::new(spec.allowed_outbound_hosts.iter().map(String::as_str)).map_err(|e| {
@@ -169,7 +178,14 @@ impl Runtime for WasmAdapter {
                 log,
                 name: spec.name.clone(),
             };
-            let pod = self.runtime.prepare(&loaded, settings).map_err(invalid)?;
+            let instantiate_span = tracing::info_span!(
+                "instantiate",
+                otel.name = %format!("instantiate {}", spec.name),
+                otel.kind = "internal",
+                faas.name = %spec.name,
+            );
+            let pod =
+                instantiate_span.in_scope(|| self.runtime.prepare(&loaded, settings)).map_err(invalid)?;
             tracing::debug!(
                 revision = %spec.name,
                 load_us = loaded_in.as_micros() as u64,

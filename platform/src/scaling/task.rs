@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::pods::{self, ScaleStatus};
 use super::{Command, Scaling, TaskStart};
@@ -51,6 +52,8 @@ pub struct RevisionScaler {
     commands: mpsc::UnboundedSender<Command>,
     cold_starts: u64,
     last_cold_start_ms: Option<f64>,
+    /// While a cold start is applied: the span of the request that caused it.
+    cold_span: Option<tracing::Span>,
     written: Option<ScaleStatus>,
     last_decision: Instant,
     recheck_at: Option<Instant>,
@@ -88,6 +91,7 @@ impl RevisionScaler {
             commands,
             cold_starts: 0,
             last_cold_start_ms: None,
+            cold_span: None,
             written: None,
             last_decision: now,
             recheck_at: None,
@@ -119,7 +123,9 @@ impl RevisionScaler {
             return;
         }
         let decision = self.scaler.activate(Instant::now());
+        self.cold_span = self.revision.take_poke_span();
         self.apply(decision, Some(at)).await;
+        self.cold_span = None;
     }
 
     async fn on_command(&mut self, command: Command) {
@@ -258,7 +264,26 @@ impl RevisionScaler {
         if want > self.pods.len() && !self.backing_off(now) {
             let cold = self.pods.is_empty();
             while self.pods.len() < want {
-                match self.start_pod().await {
+                // The first pod of a cold start shows in the trace of the request that woke it.
+                let span = match self.cold_span.take().filter(|_| cold && self.pods.is_empty()) {
+                    Some(parent) => tracing::info_span!(
+                        parent: &parent,
+                        "cold start",
+                        otel.name = %format!("cold start {}", self.revision.name),
+                        otel.kind = "internal",
+                        faas.name = %self.revision.service.as_deref().unwrap_or(&self.revision.name),
+                        faas.coldstart = true,
+                        otel.status_code = tracing::field::Empty,
+                        error.type = tracing::field::Empty,
+                    ),
+                    None => tracing::Span::none(),
+                };
+                let started = self.start_pod().instrument(span.clone()).await;
+                if let Err(err) = &started {
+                    span.record("otel.status_code", "ERROR");
+                    span.record("error.type", err.reason);
+                }
+                match started {
                     Ok(slot) => {
                         created.push(slot.name.clone());
                         self.pods.push(slot);

@@ -4,8 +4,8 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::cli::object::{Condition, condition, conditions, label, name, namespace, str_at};
-use crate::cli::table::{Table, age, age_since};
+use crate::cli::object::{condition, conditions, label, name, namespace, str_at};
+use crate::cli::table::{age, conditions_table};
 
 /// The description of `service`, given its revisions.
 pub fn render(service: &Value, revisions: &[Value], now: OffsetDateTime) -> String {
@@ -82,28 +82,6 @@ fn revision_lines(mut line: String, revision: Option<&Value>, url: &str, now: Of
         out.push_str(&format!("        {}\n", ready.one_line()));
     }
     out
-}
-
-fn conditions_table(conditions: &[Condition], now: OffsetDateTime) -> String {
-    if conditions.is_empty() {
-        return "  (none reported)\n".to_string();
-    }
-    let mut table = Table::new(["OK", "TYPE", "AGE", "REASON", "MESSAGE"]);
-    for condition in conditions {
-        let ok = match condition.status.as_str() {
-            "True" => "++",
-            "False" => "!!",
-            _ => "??",
-        };
-        table.push(vec![
-            ok.to_string(),
-            condition.type_.clone(),
-            age_since(condition.last_transition_time.as_deref(), now),
-            condition.reason.clone(),
-            condition.message.clone(),
-        ]);
-    }
-    table.render(2)
 }
 
 #[cfg(test)]

@@ -1,0 +1,102 @@
+//! How eventing's requests leave: to Skiff's own hosts (services and brokers under the domain)
+//! in process, through the data plane's front door, so that a delivery to a service at zero goes
+//! through the activator and its trace continues; to anything else over the network.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use skiff_eventing::sender::{SendError, Sender, Sending};
+use tower::ServiceExt;
+
+/// The largest response body a delivery reads back (a reply event, or an error to report).
+const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+pub struct PlatformSender {
+    /// `.{domain}`: hosts under it are Skiff's own.
+    domain_suffix: String,
+    /// The data plane, set once it is built (it needs the broker ingress, which needs this).
+    data_plane: OnceLock<Router>,
+    network: reqwest::Client,
+}
+
+impl PlatformSender {
+    pub fn new(domain: &str) -> Arc<Self> {
+        let network = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Arc::new(Self {
+            domain_suffix: format!(".{}", domain.to_ascii_lowercase()),
+            data_plane: OnceLock::new(),
+            network,
+        })
+    }
+
+    /// Route requests for Skiff's own hosts into `router` from now on.
+    pub fn set_data_plane(&self, router: Router) {
+        let _ = self.data_plane.set(router);
+    }
+
+    fn is_own(&self, host: &str) -> bool {
+        host.to_ascii_lowercase().ends_with(&self.domain_suffix)
+    }
+}
+
+async fn collect(body: Body) -> Result<Bytes, SendError> {
+    axum::body::to_bytes(body, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|err| SendError(format!("reading the response: {err}")))
+}
+
+impl Sender for PlatformSender {
+    fn send(&self, request: http::Request<Bytes>) -> Sending {
+        let host = request.uri().host().unwrap_or("").to_string();
+        if self.is_own(&host)
+            && let Some(router) = self.data_plane.get().cloned()
+        {
+            return Box::pin(async move {
+                let (mut parts, body) = request.into_parts();
+                if let Ok(value) = http::HeaderValue::from_str(&host) {
+                    parts.headers.insert(http::header::HOST, value);
+                }
+                let request = http::Request::from_parts(parts, Body::from(body));
+                let response = match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                let (parts, body) = response.into_parts();
+                let body = collect(body).await?;
+                Ok(http::Response::from_parts(parts, body))
+            });
+        }
+        let client = self.network.clone();
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
+                .map_err(|e| SendError(format!("building the request: {e}")))?;
+            let response = client.execute(request).await.map_err(|e| SendError(describe(&e)))?;
+            let mut out = http::Response::builder().status(response.status());
+            if let Some(headers) = out.headers_mut() {
+                *headers = response.headers().clone();
+            }
+            let body = response.bytes().await.map_err(|e| SendError(describe(&e)))?;
+            if body.len() > MAX_RESPONSE_BYTES {
+                return Err(SendError(format!("the response is larger than {MAX_RESPONSE_BYTES} bytes")));
+            }
+            out.body(body).map_err(|e| SendError(e.to_string()))
+        })
+    }
+}
+
+/// reqwest's error with its causes, which say what actually failed (refused, reset, DNS).
+fn describe(err: &reqwest::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

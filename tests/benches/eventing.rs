@@ -1,0 +1,231 @@
+//! Eventing benchmark through the real binary (release build), three figures, each next to a
+//! baseline from the same run:
+//!
+//! 1. Ingress: events/s a broker accepts durably (202 only after the fsync'd append), binary
+//!    mode, 1 KiB of data, 16 connections, driven by wrk. Baseline: the same requests to a
+//!    broker that does not exist (404 before any write): the data plane's HTTP ceiling.
+//! 2. End to end: events/s from ingress to a Wasm subscriber (`hello`, one pod kept up),
+//!    through a trigger: 16 connections post for a fixed time, then the clock runs until
+//!    the trigger has delivered every accepted event. Baseline: requests/s straight to the
+//!    same service with wrk, 16 connections.
+//! 3. Latency at a steady 1,000 events/s for 10 s: from sending an event to the broker to the
+//!    subscriber (an HTTP recorder in this process) receiving it, p50/p99. Baseline: the
+//!    ingress's own 202 round trip for the same events.
+//!
+//! Run: `scripts/bench.sh eventing`, or `SKIFF_RELEASE=1 cargo bench -p skiff-tests --bench eventing`.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use skiff_tests::recorder::Recorder;
+use skiff_tests::{Skiff, condition, ms, percentile};
+
+const BROKERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/brokers";
+const TRIGGERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/triggers";
+const CONNECTIONS: usize = 16;
+const LOAD_SECONDS: u64 = 8;
+const RATE: u64 = 1000;
+const RATE_SECONDS: u64 = 10;
+
+fn ready(object: &Value) -> bool {
+    condition(object, "Ready").is_some_and(|(status, _)| status == "True")
+        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+}
+
+async fn create(skiff: &Skiff, path: &str, object: Value) {
+    let name = object["metadata"]["name"].as_str().expect("name").to_string();
+    let (status, body) = skiff.post(path, &object).await;
+    assert_eq!(status, 201, "{body}");
+    skiff.wait_for(&format!("{path}/{name}"), Duration::from_secs(30), ready).await;
+}
+
+/// wrk against the data plane: requests/s and how many answers were not 2xx.
+fn wrk(skiff: &Skiff, host: &str, path: &str, post_event: bool) -> (f64, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("load.lua");
+    let body = "x".repeat(1024);
+    let lua = if post_event {
+        format!(
+            "counter = 0\n\
+             request = function()\n\
+               counter = counter + 1\n\
+               local headers = {{}}\n\
+               headers[\"Host\"] = \"{host}\"\n\
+               headers[\"ce-specversion\"] = \"1.0\"\n\
+               headers[\"ce-id\"] = tostring(counter) .. \"-\" .. tostring(math.random(1, 1000000000))\n\
+               headers[\"ce-type\"] = \"bench\"\n\
+               headers[\"ce-source\"] = \"/bench\"\n\
+               headers[\"Content-Type\"] = \"application/octet-stream\"\n\
+               return wrk.format(\"POST\", \"{path}\", headers, \"{body}\")\n\
+             end\n"
+        )
+    } else {
+        format!(
+            "request = function()\n\
+               return wrk.format(\"GET\", \"{path}\", {{Host = \"{host}\"}})\n\
+             end\n"
+        )
+    };
+    std::fs::write(&script, lua).expect("writing the wrk script");
+    let output = Command::new("wrk")
+        .args(["-t", "2", "-c", &CONNECTIONS.to_string(), "-d", &format!("{LOAD_SECONDS}s"), "-s"])
+        .arg(&script)
+        .arg(&skiff.data)
+        .output()
+        .expect("running wrk (scripts/bench.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let failed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    (rate, failed)
+}
+
+async fn metric(skiff: &Skiff, name: &str, label: &str) -> f64 {
+    let (status, text) = skiff.get("/metrics").await;
+    assert_eq!(status, 200);
+    text.as_str()
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let skiff = Skiff::start();
+    create(
+        &skiff,
+        BROKERS,
+        json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default"}}),
+    )
+    .await;
+    let image = skiff.upload_component(std::fs::read(skiff_guests::HELLO).expect("guest"), "hello").await;
+    skiff
+        .create_service(
+            "hello",
+            json!({"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"}),
+            json!({"containers": [{"image": image}]}),
+        )
+        .await;
+    skiff.wait_ready("hello").await;
+
+    // 1. Ingress, durable, with no trigger reading.
+    println!(
+        "eventing benchmark ({CONNECTIONS} connections, {LOAD_SECONDS} s per run, 1 KiB binary-mode events)"
+    );
+    let (missing, _) = wrk(&skiff, "broker-ingress.localhost", "/default/missing", true);
+    let (accepted, failed) = wrk(&skiff, "broker-ingress.localhost", "/default/default", true);
+    assert_eq!(failed, 0, "the broker refused events");
+    println!("ingress: {accepted:.0} events/s accepted durably (202 after fsync)");
+    println!(
+        "  baseline, 404 before any write: {missing:.0} requests/s  (durable ingress at {:.2}x of it; goal >= 10,000 events/s)",
+        accepted / missing
+    );
+
+    // 2. End to end to a Wasm subscriber.
+    create(&skiff, TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-hello"},
+        "spec": {"broker": "default", "filter": {"attributes": {"type": "bench"}},
+                 "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "hello"}}}}))
+    .await;
+    let (direct, _) = wrk(&skiff, "hello.default.localhost", "/", false);
+    let before_accepted = metric(&skiff, "skiff_broker_events_accepted_total", "broker=\"default\"").await;
+    let started = Instant::now();
+    let (_, failed) = wrk(&skiff, "broker-ingress.localhost", "/default/default", true);
+    assert_eq!(failed, 0, "the broker refused events");
+    let accepted_now =
+        metric(&skiff, "skiff_broker_events_accepted_total", "broker=\"default\"").await - before_accepted;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let delivered = metric(&skiff, "skiff_trigger_events_delivered_total", "trigger=\"to-hello\"").await;
+        if delivered >= accepted_now {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {delivered} of {accepted_now} events delivered after 2 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    let failed = metric(&skiff, "skiff_trigger_events_failed_total", "trigger=\"to-hello\"").await;
+    let e2e = accepted_now / took.as_secs_f64();
+    println!(
+        "end to end: {e2e:.0} events/s delivered to the Wasm subscriber ({accepted_now:.0} events in {:.2} s, {failed} failed)",
+        took.as_secs_f64()
+    );
+    println!(
+        "  baseline, requests straight to the service: {direct:.0} requests/s  ({:.2}x; goal >= 5,000 events/s)",
+        e2e / direct
+    );
+    let (status, _) = skiff.delete(&format!("{TRIGGERS}/to-hello")).await;
+    assert_eq!(status, 200);
+
+    // 3. Latency at a steady 1,000 events/s.
+    let recorder = Recorder::start();
+    create(&skiff, TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-recorder"},
+        "spec": {"broker": "default", "filter": {"attributes": {"type": "paced"}},
+                 "subscriber": {"uri": format!("{}/paced", recorder.url)}}}))
+    .await;
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let acks: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let total = RATE * RATE_SECONDS;
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total as usize);
+    let body = "x".repeat(1024);
+    for n in 0..total {
+        ticker.tick().await;
+        let (request, sent, acks) = (
+            skiff
+                .to_host(reqwest::Method::POST, "broker-ingress.localhost", "/default/default")
+                .header("ce-specversion", "1.0")
+                .header("ce-id", format!("p{n}"))
+                .header("ce-type", "paced")
+                .header("ce-source", "/bench")
+                .body(body.clone()),
+            sent.clone(),
+            acks.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let at = Instant::now();
+            sent.lock().unwrap_or_else(|p| p.into_inner()).insert(format!("p{n}"), at);
+            let response = request.send().await.expect("posting an event");
+            assert_eq!(response.status().as_u16(), 202);
+            acks.lock().unwrap_or_else(|p| p.into_inner()).push(at.elapsed());
+        }));
+    }
+    for task in tasks {
+        task.await.expect("sender");
+    }
+    let received = recorder.wait_for("/paced", total as usize, Duration::from_secs(60)).await;
+    let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+    let mut latencies: Vec<Duration> = received
+        .iter()
+        .filter_map(|r| sent.get(r.header("ce-id")).map(|at| r.at.saturating_duration_since(*at)))
+        .collect();
+    latencies.sort();
+    let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    acks.sort();
+    println!(
+        "latency at {RATE} events/s for {RATE_SECONDS} s, ingress to subscriber: p50 {} p99 {} max {}  (goal p99 < 20 ms)",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.99)),
+        ms(percentile(&latencies, 1.0))
+    );
+    println!(
+        "  baseline, the ingress's 202 round trip: p50 {} p99 {}",
+        ms(percentile(&acks, 0.5)),
+        ms(percentile(&acks, 0.99))
+    );
+}
