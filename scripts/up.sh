@@ -63,7 +63,9 @@ done
 "$skiff" push target/http-server/x86_64-unknown-linux-gnu/release/http-server \
   "$registry/skiff-examples/http-server:latest" >/dev/null
 sed "s|127.0.0.1:5000|$registry|" examples/manifests/containers/http-server.yaml | "$skiff" apply -f -
+"$skiff" apply -f examples/manifests/eventing/orders.yaml
 "$skiff" service list
+"$skiff" trigger list
 
 cat <<TEXT
 
@@ -72,6 +74,8 @@ Skiff is running. Try:
   curl -d 'some data' http://echo.default.localhost:8080/
   curl 'http://fetch.default.localhost:8080/?url=http://hello.default.localhost/'
   curl http://web.default.localhost:8080/          # a container, under runc
+  $skiff event send --type com.example.order.created --data '{"item":"boat"}'
+  curl -s $api/metrics | grep skiff_trigger_events_delivered   # orders, then its reply to echo
   $skiff service create mine --wasm $guests/hello.wasm --env TARGET=you
   kubectl --server $api get ksvc,revisions
 Ctrl-C stops it.

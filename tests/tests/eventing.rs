@@ -671,3 +671,172 @@ async fn conditions_say_what_a_trigger_waits_for() {
         skiff.merge_patch(&format!("{TRIGGERS}/early"), &json!({"spec": {"broker": "other"}})).await;
     assert_eq!(status, 422, "{body}");
 }
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `kn`-like CLI end to end: a broker, a trigger with a filter, a ping source, `event send`
+/// and the lists; and kubectl applying and reading the same kinds.
+#[tokio::test]
+async fn the_cli_and_kubectl_drive_brokers_triggers_and_sources() {
+    let mut skiff = Skiff::start();
+    let data_plane = skiff.data.trim_start_matches("http://").to_string();
+    skiff.set_cli_env("SKIFF_DATA_PLANE", &data_plane);
+    let recorder = Recorder::start();
+
+    let created = skiff.cli(&["broker", "create", "orders"]);
+    assert!(created.status.success(), "{}", skiff_tests::describe(&created));
+    assert!(
+        stdout(&created).contains("http://broker-ingress.localhost/default/orders"),
+        "{}",
+        stdout(&created)
+    );
+    let sink = format!("{}/cli", recorder.url);
+    let trigger = skiff.cli(&[
+        "trigger",
+        "create",
+        "paid",
+        "--broker",
+        "orders",
+        "--filter",
+        "type=order.paid",
+        "--sink",
+        &sink,
+    ]);
+    assert!(trigger.status.success(), "{}", skiff_tests::describe(&trigger));
+    assert!(stdout(&trigger).contains(&sink), "{}", stdout(&trigger));
+
+    let sent = skiff.cli(&[
+        "event",
+        "send",
+        "--broker",
+        "orders",
+        "--type",
+        "order.paid",
+        "--source",
+        "/cli",
+        "--id",
+        "cli-1",
+        "--data",
+        "{\"total\":12}",
+    ]);
+    assert!(sent.status.success(), "{}", skiff_tests::describe(&sent));
+    assert!(stdout(&sent).contains("cli-1"), "{}", stdout(&sent));
+    let other =
+        skiff.cli(&["event", "send", "--broker", "orders", "--type", "order.created", "--id", "cli-2"]);
+    assert!(other.status.success(), "{}", skiff_tests::describe(&other));
+    let got = recorder.wait_for("/cli", 1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("ce-id"), "cli-1");
+    assert_eq!(got[0].header("ce-type"), "order.paid");
+    assert_eq!(got[0].body.as_ref(), br#"{"total":12}"#);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(recorder.received("/cli").len(), 1, "the filter kept order.created out");
+
+    let refused = skiff.cli(&["event", "send", "--broker", "missing", "--type", "t"]);
+    assert!(!refused.status.success(), "sending to a missing broker must fail");
+
+    let ping = skiff.cli(&[
+        "source",
+        "ping",
+        "create",
+        "tick",
+        "--schedule",
+        "*/5 * * * *",
+        "--data",
+        "hi",
+        "--sink",
+        &sink,
+    ]);
+    assert!(ping.status.success(), "{}", skiff_tests::describe(&ping));
+    let bad = skiff.cli(&["source", "ping", "create", "bad", "--schedule", "99 * * * *", "--sink", &sink]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("spec.schedule"),
+        "{}",
+        skiff_tests::describe(&bad)
+    );
+
+    let brokers = stdout(&skiff.cli(&["broker", "list"]));
+    assert!(brokers.contains("orders") && brokers.contains("True"), "{brokers}");
+    let triggers = stdout(&skiff.cli(&["trigger", "list"]));
+    assert!(triggers.contains("paid") && triggers.contains("orders"), "{triggers}");
+    let sources = stdout(&skiff.cli(&["source", "ping", "list"]));
+    assert!(sources.contains("tick") && sources.contains("*/5 * * * *"), "{sources}");
+
+    if !std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(!skiff_tests::in_ci(), "kubectl is not installed (scripts/setup.sh installs it)");
+        eprintln!("skipping the kubectl part: kubectl is not installed (outside CI)");
+        return;
+    }
+    let manifest = format!(
+        "apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: from-kubectl\nspec:\n  broker: orders\n  filters:\n  - prefix:\n      type: order.\n  subscriber:\n    uri: {sink}\n"
+    );
+    let applied = skiff.kubectl(&["apply", "-f", "-"], Some(&manifest));
+    assert!(applied.status.success(), "{}", skiff_tests::describe(&applied));
+    skiff.wait_for(&format!("{TRIGGERS}/from-kubectl"), Duration::from_secs(10), ready).await;
+    let listed = skiff.kubectl(&["get", "brokers,triggers,pingsources"], None);
+    let listed = stdout(&listed);
+    for needle in ["orders", "paid", "from-kubectl", "tick", "http://broker-ingress.localhost/default/orders"]
+    {
+        assert!(listed.contains(needle), "kubectl get lacks {needle}:\n{listed}");
+    }
+    let deleted = skiff.kubectl(&["delete", "trigger", "from-kubectl"], None);
+    assert!(deleted.status.success(), "{}", skiff_tests::describe(&deleted));
+    let removed = skiff.cli(&["trigger", "delete", "paid"]);
+    assert!(removed.status.success(), "{}", skiff_tests::describe(&removed));
+    let (status, _) = skiff.get(&format!("{TRIGGERS}/paid")).await;
+    assert_eq!(status, 404);
+}
+
+/// The eventing example `scripts/up.sh` applies: an order reaches the event-handler function,
+/// and its reply comes back through the broker to the echo function.
+#[tokio::test]
+async fn the_eventing_example_routes_an_order_and_its_reply() {
+    let skiff = Skiff::start();
+    for (name, wasm) in [("event-handler", skiff_guests::EVENT_HANDLER), ("echo", skiff_guests::ECHO)] {
+        let image = skiff.upload_component(std::fs::read(wasm).expect("guest"), name).await;
+        skiff.create_service(name, json!({}), json!({"containers": [{"image": image}]})).await;
+        skiff.wait_ready(name).await;
+    }
+    let manifest = include_str!("../../examples/manifests/eventing/orders.yaml");
+    let applied = skiff.cli_with_stdin(&["apply", "-f", "-"], Some(manifest));
+    assert!(applied.status.success(), "{}", skiff_tests::describe(&applied));
+    for trigger in ["orders", "order-replies"] {
+        skiff.wait_for(&format!("{TRIGGERS}/{trigger}"), Duration::from_secs(20), ready).await;
+    }
+    skiff.wait_for(&format!("{PINGSOURCES}/heartbeat"), Duration::from_secs(20), ready).await;
+    let (_, broker) = skiff.get(&format!("{BROKERS}/default")).await;
+    let url = broker["status"]["address"]["url"].as_str().expect("url").to_string();
+    let (status, body) = send(
+        binary(&skiff, &url, "order-7", "com.example.order.created", r#"{"item":"boat"}"#)
+            .header("content-type", "application/json"),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = skiff.get("/metrics").await;
+        let text = metrics.as_str().unwrap_or_default().to_string();
+        let delivered = |trigger: &str| {
+            text.lines().any(|l| {
+                l.starts_with("skiff_trigger_events_delivered_total")
+                    && l.contains(&format!("trigger=\"{trigger}\""))
+                    && l.ends_with(" 1")
+            })
+        };
+        if delivered("orders") && delivered("order-replies") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the order and its reply were not both delivered:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
