@@ -15,37 +15,20 @@
 //! Run: `scripts/bench.sh eventing`, or `SKIFF_RELEASE=1 cargo bench -p skiff-tests --bench eventing`.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use skiff_tests::recorder::Recorder;
-use skiff_tests::{Skiff, condition, ms, percentile};
+use skiff_tests::{BROKERS, Skiff, TRIGGERS, ms, percentile, wrk};
 
-const BROKERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/brokers";
-const TRIGGERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/triggers";
 const CONNECTIONS: usize = 16;
 const LOAD_SECONDS: u64 = 8;
 const RATE: u64 = 1000;
 const RATE_SECONDS: u64 = 10;
 
-fn ready(object: &Value) -> bool {
-    condition(object, "Ready").is_some_and(|(status, _)| status == "True")
-        && object["status"]["observedGeneration"] == object["metadata"]["generation"]
-}
-
-async fn create(skiff: &Skiff, path: &str, object: Value) {
-    let name = object["metadata"]["name"].as_str().expect("name").to_string();
-    let (status, body) = skiff.post(path, &object).await;
-    assert_eq!(status, 201, "{body}");
-    skiff.wait_for(&format!("{path}/{name}"), Duration::from_secs(30), ready).await;
-}
-
 /// wrk against the data plane: requests/s and how many answers were not 2xx.
-fn wrk(skiff: &Skiff, host: &str, path: &str, post_event: bool) -> (f64, u64) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("load.lua");
+fn load(skiff: &Skiff, host: &str, path: &str, post_event: bool) -> (f64, u64) {
     let body = "x".repeat(1024);
     let lua = if post_event {
         format!(
@@ -63,31 +46,10 @@ fn wrk(skiff: &Skiff, host: &str, path: &str, post_event: bool) -> (f64, u64) {
              end\n"
         )
     } else {
-        format!(
-            "request = function()\n\
-               return wrk.format(\"GET\", \"{path}\", {{Host = \"{host}\"}})\n\
-             end\n"
-        )
+        format!("wrk.headers[\"Host\"] = \"{host}\"\nwrk.path = \"{path}\"\n")
     };
-    std::fs::write(&script, lua).expect("writing the wrk script");
-    let output = Command::new("wrk")
-        .args(["-t", "2", "-c", &CONNECTIONS.to_string(), "-d", &format!("{LOAD_SECONDS}s"), "-s"])
-        .arg(&script)
-        .arg(&skiff.data)
-        .output()
-        .expect("running wrk (scripts/bench.sh installs it)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let rate = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
-    let failed = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    (rate, failed)
+    let run = wrk(&skiff.data, CONNECTIONS, LOAD_SECONDS, &lua);
+    (run.requests_per_second, run.failed)
 }
 
 async fn metric(skiff: &Skiff, name: &str, label: &str) -> f64 {
@@ -104,28 +66,18 @@ async fn metric(skiff: &Skiff, name: &str, label: &str) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let skiff = Skiff::start();
-    create(
-        &skiff,
-        BROKERS,
+    skiff.create_ready(BROKERS,
         json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default"}}),
     )
     .await;
-    let image = skiff.upload_component(std::fs::read(skiff_guests::HELLO).expect("guest"), "hello").await;
-    skiff
-        .create_service(
-            "hello",
-            json!({"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"}),
-            json!({"containers": [{"image": image}]}),
-        )
-        .await;
-    skiff.wait_ready("hello").await;
+    skiff.deploy_one_warm_pod("hello", skiff_guests::HELLO).await;
 
     // 1. Ingress, durable, with no trigger reading.
     println!(
         "eventing benchmark ({CONNECTIONS} connections, {LOAD_SECONDS} s per run, 1 KiB binary-mode events)"
     );
-    let (missing, _) = wrk(&skiff, "broker-ingress.localhost", "/default/missing", true);
-    let (accepted, failed) = wrk(&skiff, "broker-ingress.localhost", "/default/default", true);
+    let (missing, _) = load(&skiff, "broker-ingress.localhost", "/default/missing", true);
+    let (accepted, failed) = load(&skiff, "broker-ingress.localhost", "/default/default", true);
     assert_eq!(failed, 0, "the broker refused events");
     println!("ingress: {accepted:.0} events/s accepted durably (202 after fsync)");
     println!(
@@ -134,14 +86,14 @@ async fn main() {
     );
 
     // 2. End to end to a Wasm subscriber.
-    create(&skiff, TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-hello"},
+    skiff.create_ready(TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-hello"},
         "spec": {"broker": "default", "filter": {"attributes": {"type": "bench"}},
                  "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "hello"}}}}))
     .await;
-    let (direct, _) = wrk(&skiff, "hello.default.localhost", "/", false);
+    let (direct, _) = load(&skiff, "hello.default.localhost", "/", false);
     let before_accepted = metric(&skiff, "skiff_broker_events_accepted_total", "broker=\"default\"").await;
     let started = Instant::now();
-    let (_, failed) = wrk(&skiff, "broker-ingress.localhost", "/default/default", true);
+    let (_, failed) = load(&skiff, "broker-ingress.localhost", "/default/default", true);
     assert_eq!(failed, 0, "the broker refused events");
     let accepted_now =
         metric(&skiff, "skiff_broker_events_accepted_total", "broker=\"default\"").await - before_accepted;
@@ -173,7 +125,7 @@ async fn main() {
 
     // 3. Latency at a steady 1,000 events/s.
     let recorder = Recorder::start();
-    create(&skiff, TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-recorder"},
+    skiff.create_ready(TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-recorder"},
         "spec": {"broker": "default", "filter": {"attributes": {"type": "paced"}},
                  "subscriber": {"uri": format!("{}/paced", recorder.url)}}}))
     .await;

@@ -6,50 +6,24 @@
 //!
 //! Run: `scripts/bench.sh tracing`, or `SKIFF_RELEASE=1 cargo bench -p skiff-tests --bench tracing`.
 
-use std::process::Command;
-
-use serde_json::json;
-use skiff_tests::Skiff;
 use skiff_tests::otlp::OtlpReceiver;
+use skiff_tests::{Skiff, wrk};
 
 const ROUNDS: usize = 3;
 
-fn wrk(skiff: &Skiff, connections: usize) -> f64 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let script = dir.path().join("host.lua");
-    std::fs::write(&script, "wrk.headers[\"Host\"] = \"hello.default.localhost\"\n").expect("wrk script");
-    let output = Command::new("wrk")
-        .args([
-            "-t",
-            if connections == 1 { "1" } else { "2" },
-            "-c",
-            &connections.to_string(),
-            "-d",
-            "8s",
-            "-s",
-        ])
-        .arg(&script)
-        .arg(format!("{}/", skiff.data))
-        .output()
-        .expect("running wrk (scripts/bench.sh installs it)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(!text.contains("Non-2xx"), "errors under load:\n{text}");
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
+fn load(skiff: &Skiff, connections: usize) -> f64 {
+    let run = wrk(
+        &format!("{}/", skiff.data),
+        connections,
+        8,
+        "wrk.headers[\"Host\"] = \"hello.default.localhost\"\n",
+    );
+    assert_eq!(run.failed, 0, "errors under load");
+    run.requests_per_second
 }
 
 async fn deploy(skiff: &Skiff) {
-    let image = skiff.upload_component(std::fs::read(skiff_guests::HELLO).expect("guest"), "hello").await;
-    skiff
-        .create_service(
-            "hello",
-            json!({"autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"}),
-            json!({"containers": [{"image": image}]}),
-        )
-        .await;
-    skiff.wait_ready("hello").await;
+    skiff.deploy_one_warm_pod("hello", skiff_guests::HELLO).await;
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -82,8 +56,8 @@ async fn main() {
     for connections in [1, 16] {
         let (mut without, mut with) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            without.push(wrk(&off, connections));
-            with.push(wrk(&on, connections));
+            without.push(load(&off, connections));
+            with.push(load(&on, connections));
         }
         let (without, with) = (median(without), median(with));
         println!(

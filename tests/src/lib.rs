@@ -286,6 +286,16 @@ impl Skiff {
         assert_eq!(status, 201, "{body}");
     }
 
+    /// Deploy `wasm` (a guest's `.wasm` file) as service `name` with exactly one pod kept up,
+    /// and wait until it is Ready: what a benchmark measures against.
+    pub async fn deploy_one_warm_pod(&self, name: &str, wasm: &str) {
+        let image = self.upload_component(std::fs::read(wasm).expect("reading the guest"), name).await;
+        let annotations = serde_json::json!({
+            "autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1"});
+        self.create_service(name, annotations, serde_json::json!({"containers": [{"image": image}]})).await;
+        self.wait_ready(name).await;
+    }
+
     /// The pods of service `name` in `default`.
     pub async fn pods_of(&self, service: &str) -> Vec<Value> {
         let path =
@@ -392,4 +402,56 @@ pub fn describe(output: &Output) -> String {
 /// Whether CI demands every outside tool (CI=true): tests then fail rather than skip.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Eventing's collections in `default`.
+pub const BROKERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/brokers";
+pub const TRIGGERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/triggers";
+pub const PINGSOURCES: &str = "/apis/sources.knative.dev/v1/namespaces/default/pingsources";
+
+/// Whether an object is Ready for its current generation.
+pub fn is_ready(object: &Value) -> bool {
+    object["status"]["observedGeneration"] == object["metadata"]["generation"]
+        && condition(object, "Ready").is_some_and(|(status, _)| status == "True")
+}
+
+impl Skiff {
+    /// POST `object` to `collection` and wait (30 s) until it is Ready; returns it.
+    pub async fn create_ready(&self, collection: &str, object: Value) -> Value {
+        let name = object["metadata"]["name"].as_str().expect("a name").to_string();
+        let (status, body) = self.post(collection, &object).await;
+        assert_eq!(status, 201, "{body}");
+        self.wait_for(&format!("{collection}/{name}"), Duration::from_secs(30), is_ready).await
+    }
+}
+
+/// What one wrk run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct WrkRun {
+    pub requests_per_second: f64,
+    /// Answers that were not 2xx or 3xx.
+    pub failed: u64,
+}
+
+/// Run wrk (`scripts/bench.sh` installs it) against `url` with this Lua script: `connections`
+/// connections for `seconds` seconds.
+pub fn wrk(url: &str, connections: usize, seconds: u64, lua: &str) -> WrkRun {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("load.lua");
+    std::fs::write(&script, lua).expect("writing the wrk script");
+    let threads = connections.clamp(1, 2).to_string();
+    let output = Command::new("wrk")
+        .args(["-t", &threads, "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "-s"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .expect("running wrk (scripts/bench.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let field = |name: &str| text.lines().find_map(|l| l.trim().strip_prefix(name)).map(str::trim);
+    WrkRun {
+        requests_per_second: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}")),
+        failed: field("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0),
+    }
 }

@@ -8,24 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skiff_tests::recorder::{Received, Recorder};
-use skiff_tests::{Skiff, condition};
-
-const BROKERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/brokers";
-const TRIGGERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/triggers";
-const PINGSOURCES: &str = "/apis/sources.knative.dev/v1/namespaces/default/pingsources";
-
-fn ready(object: &Value) -> bool {
-    object["status"]["observedGeneration"] == object["metadata"]["generation"]
-        && condition(object, "Ready").is_some_and(|(status, _)| status == "True")
-}
+use skiff_tests::{BROKERS, PINGSOURCES, Skiff, TRIGGERS, condition, is_ready};
 
 /// Create broker `name` and wait until it is Ready; its URL.
 async fn broker(skiff: &Skiff, name: &str, spec: Value) -> String {
-    let (status, body) = skiff
-        .post(BROKERS, &json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": name}, "spec": spec}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let broker = skiff.wait_for(&format!("{BROKERS}/{name}"), Duration::from_secs(20), ready).await;
+    let object = json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": name}, "spec": spec});
+    let broker = skiff.create_ready(BROKERS, object).await;
     broker["status"]["address"]["url"].as_str().expect("broker URL").to_string()
 }
 
@@ -33,9 +21,7 @@ async fn broker(skiff: &Skiff, name: &str, spec: Value) -> String {
 async fn trigger(skiff: &Skiff, name: &str, annotations: Value, spec: Value) -> Value {
     let object = json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger",
         "metadata": {"name": name, "annotations": annotations}, "spec": spec});
-    let (status, body) = skiff.post(TRIGGERS, &object).await;
-    assert_eq!(status, 201, "{body}");
-    skiff.wait_for(&format!("{TRIGGERS}/{name}"), Duration::from_secs(30), ready).await
+    skiff.create_ready(TRIGGERS, object).await
 }
 
 /// POST to a broker URL (`http://broker-ingress.localhost/ns/name`) through the data plane.
@@ -503,7 +489,7 @@ async fn a_ping_source_fires_every_minute() {
                      "data": "{\"message\":\"hello\"}", "sink": {"uri": format!("{}/ping", recorder.url)}}}))
         .await;
     assert_eq!(status, 201, "{body}");
-    let source = skiff.wait_for(&format!("{PINGSOURCES}/tick"), Duration::from_secs(20), ready).await;
+    let source = skiff.wait_for(&format!("{PINGSOURCES}/tick"), Duration::from_secs(20), is_ready).await;
     assert_eq!(source["status"]["sinkUri"], format!("{}/ping", recorder.url));
 
     let pings = recorder.wait_for("/ping", 2, Duration::from_secs(130)).await;
@@ -657,7 +643,7 @@ async fn conditions_say_what_a_trigger_waits_for() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let early = skiff.wait_for(&format!("{TRIGGERS}/early"), Duration::from_secs(10), ready).await;
+    let early = skiff.wait_for(&format!("{TRIGGERS}/early"), Duration::from_secs(10), is_ready).await;
     assert_eq!(early["status"]["subscriberUri"], format!("{}/early", recorder.url));
 
     // The broker's address, as Knative's MT broker shapes it; its conditions.
@@ -779,7 +765,7 @@ async fn the_cli_and_kubectl_drive_brokers_triggers_and_sources() {
     );
     let applied = skiff.kubectl(&["apply", "-f", "-"], Some(&manifest));
     assert!(applied.status.success(), "{}", skiff_tests::describe(&applied));
-    skiff.wait_for(&format!("{TRIGGERS}/from-kubectl"), Duration::from_secs(10), ready).await;
+    skiff.wait_for(&format!("{TRIGGERS}/from-kubectl"), Duration::from_secs(10), is_ready).await;
     let listed = skiff.kubectl(&["get", "brokers,triggers,pingsources"], None);
     let listed = stdout(&listed);
     for needle in ["orders", "paid", "from-kubectl", "tick", "http://broker-ingress.localhost/default/orders"]
@@ -808,9 +794,9 @@ async fn the_eventing_example_routes_an_order_and_its_reply() {
     let applied = skiff.cli_with_stdin(&["apply", "-f", "-"], Some(manifest));
     assert!(applied.status.success(), "{}", skiff_tests::describe(&applied));
     for trigger in ["orders", "order-replies"] {
-        skiff.wait_for(&format!("{TRIGGERS}/{trigger}"), Duration::from_secs(20), ready).await;
+        skiff.wait_for(&format!("{TRIGGERS}/{trigger}"), Duration::from_secs(20), is_ready).await;
     }
-    skiff.wait_for(&format!("{PINGSOURCES}/heartbeat"), Duration::from_secs(20), ready).await;
+    skiff.wait_for(&format!("{PINGSOURCES}/heartbeat"), Duration::from_secs(20), is_ready).await;
     let (_, broker) = skiff.get(&format!("{BROKERS}/default")).await;
     let url = broker["status"]["address"]["url"].as_str().expect("url").to_string();
     let (status, body) = send(

@@ -5,26 +5,10 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use skiff_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use skiff_tests::recorder::Recorder;
-use skiff_tests::{Skiff, condition};
-
-const BROKERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/brokers";
-const TRIGGERS: &str = "/apis/eventing.knative.dev/v1/namespaces/default/triggers";
-const PINGSOURCES: &str = "/apis/sources.knative.dev/v1/namespaces/default/pingsources";
-
-fn ready(object: &Value) -> bool {
-    object["status"]["observedGeneration"] == object["metadata"]["generation"]
-        && condition(object, "Ready").is_some_and(|(status, _)| status == "True")
-}
-
-async fn create(skiff: &Skiff, path: &str, object: Value) {
-    let name = object["metadata"]["name"].as_str().expect("name").to_string();
-    let (status, body) = skiff.post(path, &object).await;
-    assert_eq!(status, 201, "{body}");
-    skiff.wait_for(&format!("{path}/{name}"), Duration::from_secs(30), ready).await;
-}
+use skiff_tests::{BROKERS, PINGSOURCES, Skiff, TRIGGERS};
 
 fn encode(url: &str) -> String {
     url.bytes()
@@ -73,13 +57,11 @@ async fn one_request_through_functions_and_an_event_is_one_trace() {
     for name in ["a", "b", "c"] {
         skiff.wait_ready(name).await;
     }
-    create(
-        &skiff,
-        BROKERS,
+    skiff.create_ready(BROKERS,
         json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default"}}),
     )
     .await;
-    create(&skiff, TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-c"},
+    skiff.create_ready(TRIGGERS, json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "to-c"},
         "spec": {"broker": "default", "filter": {"attributes": {"type": "chain.step"}},
                  "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "c"}}}}))
     .await;
@@ -174,20 +156,18 @@ async fn an_events_traceparent_survives_the_log_and_a_kill_9() {
     recorder.script("/sub", vec![(503, vec![], "not yet".into())]);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut skiff = Skiff::start_exporting(dir.path(), &[], &receiver.endpoint);
-    create(
-        &skiff,
-        BROKERS,
+    skiff.create_ready(BROKERS,
         json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": {"name": "default"}}),
     )
     .await;
-    create(
-        &skiff,
-        TRIGGERS,
-        json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "later"},
+    skiff
+        .create_ready(
+            TRIGGERS,
+            json!({"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "later"},
         "spec": {"broker": "default", "subscriber": {"uri": format!("{}/sub", recorder.url)},
                  "delivery": {"retry": 20, "backoffPolicy": "linear", "backoffDelay": "PT0.5S"}}}),
-    )
-    .await;
+        )
+        .await;
 
     let trace_id = "5bf92f3577b34da6a3ce929d0e0e4736";
     let producer_span = "00f067aa0ba902b8";
@@ -251,7 +231,7 @@ async fn ping_source_firings_are_timer_roots() {
     let recorder = Recorder::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let skiff = Skiff::start_exporting(dir.path(), &[], &receiver.endpoint);
-    create(&skiff, PINGSOURCES, json!({"apiVersion": "sources.knative.dev/v1", "kind": "PingSource", "metadata": {"name": "often"},
+    skiff.create_ready(PINGSOURCES, json!({"apiVersion": "sources.knative.dev/v1", "kind": "PingSource", "metadata": {"name": "often"},
         "spec": {"schedule": "@every 1s", "data": "tick", "sink": {"uri": format!("{}/ping", recorder.url)}}}))
     .await;
     let got = recorder.wait_for("/ping", 1, Duration::from_secs(10)).await;

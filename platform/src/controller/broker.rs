@@ -7,7 +7,7 @@ use super::runner::{Action, ReconcileError, Reconciler};
 use super::{Context, children, destination};
 use crate::eventing::unsupported_class;
 use crate::resources::meta::{self, Condition, ConditionStatus};
-use crate::resources::{BROKERS, ResourceType, SERVICES};
+use crate::resources::{BROKERS, ResourceType};
 use crate::store::{ObjectKey, WatchEvent};
 
 pub struct BrokerReconciler {
@@ -48,22 +48,14 @@ impl Reconciler for BrokerReconciler {
     }
 
     fn keys_for(&self, event: &WatchEvent) -> Vec<ObjectKey> {
-        let key = &event.key;
-        if &*key.resource == BROKERS.key {
-            return vec![key.clone()];
-        }
-        if &*key.resource != SERVICES.key && &*key.resource != BROKERS.key {
-            return Vec::new();
-        }
-        // A dead letter sink's address may have changed.
-        let (brokers, _) = self.context.objects.store().list(BROKERS.key, Some(&key.namespace));
-        brokers
-            .iter()
-            .filter(|b| {
-                destination::refers_to(b.pointer("/spec/delivery/deadLetterSink"), meta::namespace(b), key)
-            })
-            .map(|b| ObjectKey::new(BROKERS.key, meta::namespace(b), meta::name(b)))
-            .collect()
+        destination::keys_for(&self.context, &BROKERS, event, |broker, key| {
+            // A dead letter sink's address may have changed.
+            destination::refers_to(
+                broker.pointer("/spec/delivery/deadLetterSink"),
+                meta::namespace(broker),
+                key,
+            )
+        })
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {

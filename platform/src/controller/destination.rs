@@ -5,8 +5,8 @@
 use serde_json::Value;
 
 use super::Context;
-use crate::resources::{BROKERS, SERVICES, find_kind, meta};
-use crate::store::ObjectKey;
+use crate::resources::{BROKERS, ResourceType, SERVICES, find_kind, meta};
+use crate::store::{ObjectKey, WatchEvent};
 
 /// The URI, or why it cannot be resolved (yet).
 pub fn resolve(context: &Context, namespace: &str, destination: &Value) -> Result<String, String> {
@@ -46,4 +46,27 @@ pub fn refers_to(destination: Option<&Value>, namespace: &str, key: &ObjectKey) 
     find_kind(api_version, kind).is_some_and(|r| r.key == &*key.resource)
         && reference["name"].as_str() == Some(key.name.as_str())
         && ref_namespace == key.namespace
+}
+
+/// The objects of `dependent` a change concerns: the changed object itself when it is one,
+/// else, when a Service or Broker changed, those in its namespace that `depends(object, key)`.
+pub fn keys_for(
+    context: &Context,
+    dependent: &'static ResourceType,
+    event: &WatchEvent,
+    depends: impl Fn(&Value, &ObjectKey) -> bool,
+) -> Vec<ObjectKey> {
+    let key = &event.key;
+    if &*key.resource == dependent.key {
+        return vec![key.clone()];
+    }
+    if &*key.resource != SERVICES.key && &*key.resource != BROKERS.key {
+        return Vec::new();
+    }
+    let (objects, _) = context.objects.store().list(dependent.key, Some(&key.namespace));
+    objects
+        .iter()
+        .filter(|object| depends(object, key))
+        .map(|object| ObjectKey::new(dependent.key, meta::namespace(object), meta::name(object)))
+        .collect()
 }

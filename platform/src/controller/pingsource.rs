@@ -6,7 +6,7 @@ use skiff_eventing::ping::PingSpec;
 use super::runner::{Action, ReconcileError, Reconciler};
 use super::{Context, children, destination};
 use crate::resources::meta::{self, Condition};
-use crate::resources::{BROKERS, PINGSOURCES, ResourceType, SERVICES};
+use crate::resources::{PINGSOURCES, ResourceType};
 use crate::store::{ObjectKey, WatchEvent};
 
 pub struct PingSourceReconciler {
@@ -25,19 +25,9 @@ impl Reconciler for PingSourceReconciler {
     }
 
     fn keys_for(&self, event: &WatchEvent) -> Vec<ObjectKey> {
-        let key = &event.key;
-        if &*key.resource == PINGSOURCES.key {
-            return vec![key.clone()];
-        }
-        if &*key.resource != SERVICES.key && &*key.resource != BROKERS.key {
-            return Vec::new();
-        }
-        let (sources, _) = self.context.objects.store().list(PINGSOURCES.key, Some(&key.namespace));
-        sources
-            .iter()
-            .filter(|s| destination::refers_to(s.pointer("/spec/sink"), meta::namespace(s), key))
-            .map(|s| ObjectKey::new(PINGSOURCES.key, meta::namespace(s), meta::name(s)))
-            .collect()
+        destination::keys_for(&self.context, &PINGSOURCES, event, |source, key| {
+            destination::refers_to(source.pointer("/spec/sink"), meta::namespace(source), key)
+        })
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {

@@ -11,7 +11,7 @@ use super::{Context, children, destination};
 use crate::eventing::broker_key;
 use crate::resources::eventing::{delivery_concurrency, delivery_of};
 use crate::resources::meta::{self, Condition, ConditionStatus};
-use crate::resources::{BROKERS, ResourceType, SERVICES, TRIGGERS};
+use crate::resources::{BROKERS, ResourceType, TRIGGERS};
 use crate::store::{ObjectKey, WatchEvent};
 
 pub struct TriggerReconciler {
@@ -57,19 +57,7 @@ impl Reconciler for TriggerReconciler {
     }
 
     fn keys_for(&self, event: &WatchEvent) -> Vec<ObjectKey> {
-        let key = &event.key;
-        if &*key.resource == TRIGGERS.key {
-            return vec![key.clone()];
-        }
-        if &*key.resource != SERVICES.key && &*key.resource != BROKERS.key {
-            return Vec::new();
-        }
-        let (triggers, _) = self.context.objects.store().list(TRIGGERS.key, Some(&key.namespace));
-        triggers
-            .iter()
-            .filter(|t| depends_on(t, key))
-            .map(|t| ObjectKey::new(TRIGGERS.key, meta::namespace(t), meta::name(t)))
-            .collect()
+        destination::keys_for(&self.context, &TRIGGERS, event, depends_on)
     }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {

@@ -115,17 +115,18 @@ pub fn delivery_concurrency(object: &Value) -> Result<usize, String> {
     }
 }
 
+/// `spec.delivery` of a Broker or Trigger, its dead letter sink included.
+fn delivery_policy(object: &Value, out: &mut Vec<Cause>) {
+    if let Err(problems) = delivery_of(object) {
+        causes(problems, out);
+    }
+    let sink = object.pointer("/spec/delivery/deadLetterSink");
+    destination(sink, "spec.delivery.deadLetterSink", false, out);
+}
+
 pub fn validate(resource: &ResourceType, object: &Value, previous: Option<&Value>, out: &mut Vec<Cause>) {
     if resource == &BROKERS {
-        if let Err(problems) = delivery_of(object) {
-            causes(problems, out);
-        }
-        destination(
-            object.pointer("/spec/delivery/deadLetterSink"),
-            "spec.delivery.deadLetterSink",
-            false,
-            out,
-        );
+        delivery_policy(object, out);
         if let Some(previous) = previous {
             let class = |o: &Value| meta::annotation(o, BROKER_CLASS_ANNOTATION).map(str::to_owned);
             if class(previous) != class(object) {
@@ -147,15 +148,7 @@ pub fn validate(resource: &ResourceType, object: &Value, previous: Option<&Value
             causes(problems, out);
         }
         destination(spec.get("subscriber"), "spec.subscriber", true, out);
-        if let Err(problems) = delivery_of(object) {
-            causes(problems, out);
-        }
-        destination(
-            object.pointer("/spec/delivery/deadLetterSink"),
-            "spec.delivery.deadLetterSink",
-            false,
-            out,
-        );
+        delivery_policy(object, out);
         if let Err(why) = delivery_concurrency(object) {
             out.push(Cause::new(format!("metadata.annotations.{DELIVERY_CONCURRENCY_ANNOTATION}"), why));
         }
