@@ -17,6 +17,8 @@ mod binary;
 mod structured;
 mod validate;
 
+pub(crate) use validate::{is_forbidden_char, is_media_type};
+
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -21,6 +21,8 @@ use base64::Engine as _;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+use crate::json::kind;
+
 /// The extension naming the destination that failed.
 pub const ERROR_DEST_EXTENSION: &str = "knativeerrordest";
 /// The extension carrying the failed attempt's status code.
@@ -283,17 +285,6 @@ fn is_absolute_uri(uri: &str) -> bool {
                 && !rest.is_empty()
         }
         None => false,
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

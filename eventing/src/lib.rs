@@ -16,6 +16,7 @@ pub mod codec;
 pub mod delivery;
 pub mod dispatch;
 pub mod filter;
+mod json;
 pub mod log;
 pub mod ping;
 pub mod sender;

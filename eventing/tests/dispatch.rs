@@ -2,16 +2,19 @@
 //! in-memory sender: delivery, filtering, concurrency, retries, dead letters, replies, TTLs,
 //! cursors across stops, drops and `kill -9`, updates, counters and spans.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use common::print_now;
+use common::spans::SpanRecorder;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use skiff_eventing::broker;
 use skiff_eventing::codec::{self, Event};
@@ -879,59 +882,14 @@ async fn update_applies_to_deliveries_started_afterwards() {
 
 // ---- spans ------------------------------------------------------------------------------------
 
-/// A span's name and fields.
-type SpanRecord = (&'static str, BTreeMap<String, String>);
-
-/// A `tracing` subscriber that keeps every span's name and fields.
-#[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<SpanRecord>>>);
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Spans {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, attributes: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut fields = BTreeMap::new();
-        attributes.record(&mut Fields(&mut fields));
-        let mut spans = self.0.lock().unwrap();
-        spans.push((attributes.metadata().name(), fields));
-        tracing::span::Id::from_u64(spans.len() as u64)
-    }
-
-    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut spans = self.0.lock().unwrap();
-        values.record(&mut Fields(&mut spans[span.into_u64() as usize - 1].1));
-    }
-
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, _: &tracing::Event<'_>) {}
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-impl Spans {
-    /// The fields of the client spans, in order.
-    fn attempts(&self) -> Vec<BTreeMap<String, String>> {
-        let spans = self.0.lock().unwrap();
-        spans
-            .iter()
-            .filter(|(_, f)| f.get("otel.kind").map(String::as_str) == Some("client"))
-            .map(|s| s.1.clone())
-            .collect()
-    }
+/// The fields of the client spans, in order.
+fn attempts(spans: &SpanRecorder) -> Vec<BTreeMap<String, String>> {
+    let spans = spans.spans();
+    spans
+        .iter()
+        .filter(|span| span.fields.get("otel.kind").map(String::as_str) == Some("client"))
+        .map(|span| span.fields.clone())
+        .collect()
 }
 
 /// Set in the re-executed test binary: run the span test for real.
@@ -961,7 +919,7 @@ fn every_attempt_is_a_client_span() {
 }
 
 async fn attempt_spans() {
-    let spans = Spans::default();
+    let spans = SpanRecorder::default();
     let _default = tracing::subscriber::set_default(spans.clone());
     let dir = tempfile::tempdir().unwrap();
     let log = fresh_log(&dir);
@@ -979,8 +937,8 @@ async fn attempt_spans() {
     cursor_reaches(&log, 1).await;
     dispatcher.stop().await;
 
-    let attempts = spans.attempts();
-    assert_eq!(attempts.len(), 4, "{:#?}", spans.0.lock().unwrap());
+    let attempts = attempts(&spans);
+    assert_eq!(attempts.len(), 4, "{:#?}", spans.spans());
     for (attempt, fields) in attempts.iter().enumerate() {
         let field = |name: &str| fields.get(name).map(String::as_str);
         let dead_letter = attempt == 3;
@@ -1032,13 +990,6 @@ impl Sender for Printing {
     }
 }
 
-fn print_now(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).unwrap();
-    out.flush().unwrap();
-}
-
 fn crash_child(path: &str) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
@@ -1069,36 +1020,18 @@ fn a_kill_9_at_any_moment_loses_no_event() {
     // Kill after a different number of acknowledgements each round, at different points of
     // the dispatcher's commit cycle; each round goes on from the last one's cursor.
     for kill_after in [1usize, 60, 25, 130] {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "a_kill_9_at_any_moment_loses_no_event", "--nocapture", "--test-threads=1"])
-            .env(CHILD_LOG, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seen = 0;
+        let test = "a_kill_9_at_any_moment_loses_no_event";
         // The test harness's own output may start the first line.
-        let mut record = |line: &str| match line.split_once("ACK ") {
-            Some((_, id)) => {
-                acked.insert(id.to_owned());
-                true
-            }
-            None => false,
-        };
-        for line in lines.by_ref() {
-            if record(&line.unwrap()) {
-                seen += 1;
-                if seen >= kill_after {
-                    break;
+        let seen =
+            common::kill_9_after(kill_after, test, &[(CHILD_LOG, path.as_os_str())], |line| {
+                match line.split_once("ACK ") {
+                    Some((_, id)) => {
+                        acked.insert(id.to_owned());
+                        true
+                    }
+                    None => false,
                 }
-            }
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        for line in lines {
-            record(&line.unwrap());
-        }
+            });
         assert!(seen >= kill_after, "the child stopped after {seen} deliveries");
 
         let log = open(&path);

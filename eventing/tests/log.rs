@@ -1,13 +1,15 @@
 //! The event log through its public API: durability across reopening and `kill -9`, concurrent
 //! appenders, subscriptions, cursors, deletion and retention.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::print_now;
 use skiff_eventing::log::{EventLog, LogError, Retention};
 
 fn event(text: &str) -> Bytes {
@@ -287,13 +289,6 @@ fn crash_child(path: &str, round: u64) {
     });
 }
 
-fn print_now(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).unwrap();
-    out.flush().unwrap();
-}
-
 #[test]
 fn acknowledged_appends_and_cursors_survive_kill_9() {
     if let Ok(path) = std::env::var(CHILD_LOG) {
@@ -308,22 +303,10 @@ fn acknowledged_appends_and_cursors_survive_kill_9() {
     // Kill after a different number of acknowledgements each round, so that the kill lands at
     // different points of the writer's cycle; every round goes on from the last one's file.
     for (round, kill_after) in [(0u64, 40usize), (1, 700), (2, 1), (3, 2500), (4, 170)] {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "acknowledged_appends_and_cursors_survive_kill_9",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_LOG, &path)
-            .env(CHILD_ROUND, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seen = 0;
-        let mut record = |line: &str| {
+        let test = "acknowledged_appends_and_cursors_survive_kill_9";
+        let round_text = round.to_string();
+        let env = [(CHILD_LOG, path.as_os_str()), (CHILD_ROUND, OsStr::new(&round_text))];
+        let seen = common::kill_9_after(kill_after, test, &env, |line| {
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
                 ["ACK", broker, offset, round, task, seq] => {
@@ -340,21 +323,7 @@ fn acknowledged_appends_and_cursors_survive_kill_9() {
                 }
                 _ => false,
             }
-        };
-        for line in lines.by_ref() {
-            if record(&line.unwrap()) {
-                seen += 1;
-                if seen >= kill_after {
-                    break;
-                }
-            }
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // What the child printed before it died was acknowledged too.
-        for line in lines {
-            record(&line.unwrap());
-        }
+        });
         assert!(seen >= kill_after, "round {round}: the child stopped after {seen} acknowledgements");
 
         let log = open(&path);

@@ -54,7 +54,8 @@ pub(crate) fn check_string(attribute: &str, value: &str) -> Result<(), String> {
     }
 }
 
-fn is_forbidden_char(c: char) -> bool {
+/// Whether the spec forbids `c` in a string attribute: a control character or a noncharacter.
+pub(crate) fn is_forbidden_char(c: char) -> bool {
     let u = u32::from(c);
     u <= 0x1f || (0x7f..=0x9f).contains(&u) || (0xfdd0..=0xfdef).contains(&u) || u & 0xfffe == 0xfffe
 }
@@ -125,15 +126,21 @@ pub(crate) fn check_time(value: &str) -> Result<(), String> {
 
 /// An RFC 2046 media type: `type/subtype`, then parameters, all in printable ASCII.
 pub(crate) fn check_media_type(value: &str) -> Result<(), String> {
+    if !is_media_type(value) {
+        return Err(format!("datacontenttype: {value:?} is not a media type (such as application/json)"));
+    }
+    Ok(())
+}
+
+/// Whether `value` is an RFC 2046 media type: `type/subtype`, then parameters, all in printable
+/// ASCII (it travels as a header).
+pub(crate) fn is_media_type(value: &str) -> bool {
     let essence = value.split(';').next().unwrap_or_default().trim();
     let token = |s: &str| {
         !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
     };
     let well_formed = essence.split_once('/').is_some_and(|(t, s)| token(t) && token(s));
-    if !well_formed || !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
-        return Err(format!("datacontenttype: {value:?} is not a media type (such as application/json)"));
-    }
-    Ok(())
+    well_formed && value.chars().all(|c| c == '\t' || (' '..='~').contains(&c))
 }
 
 /// Whether a media type declares JSON data: `*/json` or `*/*+json`, parameters aside.

@@ -9,7 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use super::schedule::{self, Schedule};
-use crate::codec::Event;
+use crate::codec::{self, Event};
+use crate::json::kind;
 
 /// The type of every PingSource event.
 pub const PING_EVENT_TYPE: &str = "dev.knative.sources.ping";
@@ -261,20 +262,12 @@ fn check_extension_name(name: &str) -> Result<(), String> {
 
 /// The spec's forbidden characters in a string attribute: controls and noncharacters.
 fn forbidden_char(value: &str) -> Option<char> {
-    value.chars().find(|&c| {
-        let u = u32::from(c);
-        u <= 0x1f || (0x7f..=0x9f).contains(&u) || (0xfdd0..=0xfdef).contains(&u) || u & 0xfffe == 0xfffe
-    })
+    value.chars().find(|&c| codec::is_forbidden_char(c))
 }
 
 /// An RFC 2046 media type, `type/subtype` and parameters in printable ASCII (it is a header).
 fn check_media_type(value: &str) -> Result<(), String> {
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    let token = |s: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-    };
-    let well_formed = essence.split_once('/').is_some_and(|(kind, sub)| token(kind) && token(sub));
-    if !well_formed || !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
+    if !codec::is_media_type(value) {
         return Err(format!("{value:?} is not a media type (such as application/json or text/plain)"));
     }
     Ok(())
@@ -289,17 +282,6 @@ fn check_json_object(data: &[u8]) -> Result<(), String> {
             kind(&other)
         )),
         Err(err) => Err(format!("contentType is application/json but the data is not JSON: {err}")),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

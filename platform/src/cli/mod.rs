@@ -149,6 +149,19 @@ fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Parses a command line the way `skiff` would, `args` being what follows the program name.
+#[cfg(test)]
+pub(crate) fn try_parse_cli(args: &[&str]) -> Result<Cli, clap::Error> {
+    use clap::Parser as _;
+    Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied()))
+}
+
+/// [`try_parse_cli`] for a command line that must parse.
+#[cfg(test)]
+pub(crate) fn parse_cli(args: &[&str]) -> Cli {
+    try_parse_cli(args).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use http::{Response, StatusCode};
@@ -8,6 +8,11 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::ping::PING_EVENT_TYPE;
 use crate::sender::{SendError, Sending};
+use spans::{RecordedSpan, SpanRecorder};
+
+/// The span recorder the integration tests use too.
+#[path = "../../../tests/common/spans.rs"]
+mod spans;
 
 /// A quick policy: the same three retries, without the waiting.
 const QUICK: Policy = Policy {
@@ -265,57 +270,9 @@ fn the_trace_context_goes_in_the_event_and_the_headers() {
     assert!(body.is_empty());
 }
 
-/// A span as the [`Recorder`] saw it: its name, whether it is a root, and its fields.
-type RecordedSpan = (String, bool, BTreeMap<String, String>);
-
-/// A subscriber that keeps every span.
-#[derive(Clone, Default)]
-struct Recorder {
-    spans: Arc<Mutex<Vec<RecordedSpan>>>,
-}
-
-struct Fields<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl tracing::Subscriber for Recorder {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        let mut fields = BTreeMap::new();
-        span.record(&mut Fields(&mut fields));
-        let mut spans = self.spans.lock().unwrap();
-        spans.push((span.metadata().name().to_owned(), span.is_root(), fields));
-        tracing::span::Id::from_u64(spans.len() as u64)
-    }
-
-    fn record(&self, span: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        let mut spans = self.spans.lock().unwrap();
-        values.record(&mut Fields(&mut spans[span.into_u64() as usize - 1].2));
-    }
-
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-
-    fn event(&self, _: &tracing::Event<'_>) {}
-
-    fn enter(&self, _: &tracing::span::Id) {}
-
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 #[test]
 fn a_firing_is_a_root_span_with_its_attributes() {
-    let recorder = Recorder::default();
+    let recorder = SpanRecorder::default();
     let spec = spec(json!({"schedule": "CRON_TZ=Europe/Madrid */5 * * * *"}));
     let at = DateTime::parse_from_rfc3339("2024-05-06T07:10:00Z").unwrap().to_utc();
     let event = ping_event("default", "every-5", &spec, at);
@@ -325,8 +282,9 @@ fn a_firing_is_a_root_span_with_its_attributes() {
         let span = firing_span("default", "every-5", &spec, "http://sink.example.com/", &event);
         span.record("http.response.status_code", 202);
     });
-    let spans = recorder.spans.lock().unwrap();
-    let (name, root, fields) = spans.iter().find(|(name, ..)| name == "ping").expect("the firing's span");
+    let spans = recorder.spans();
+    let RecordedSpan { name, root, fields } =
+        spans.iter().find(|span| span.name == "ping").expect("the firing's span");
     assert_eq!(name, "ping");
     assert!(root, "a firing starts its own trace");
     let expected = [

@@ -105,18 +105,13 @@ pub fn render(broker: &Value, now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
     use time::macros::datetime;
 
-    use crate::cli::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied())).unwrap()
-    }
+    use crate::cli::{Command, parse_cli, try_parse_cli};
 
     #[test]
     fn create_flags_make_a_knative_broker() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "broker",
             "create",
             "default",
@@ -152,7 +147,7 @@ mod tests {
                 }},
             })
         );
-        let cli = parse(&["broker", "create", "b", "--class", "MTChannelBasedBroker", "--no-wait"]);
+        let cli = parse_cli(&["broker", "create", "b", "--class", "MTChannelBasedBroker", "--no-wait"]);
         let Command::Broker(BrokerCommand::Create(args)) = &cli.command else { panic!("not create") };
         assert!(args.wait.no_wait);
         assert_eq!(
@@ -169,20 +164,19 @@ mod tests {
 
     #[test]
     fn bad_flags_fail_before_anything_is_sent() {
-        let try_parse =
-            |args: &[&str]| Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied()));
-        assert!(try_parse(&["broker", "create", "b", "--backoff-delay", "2s"]).is_err());
-        assert!(try_parse(&["broker", "create", "b", "--backoff-policy", "random"]).is_err());
-        assert!(try_parse(&["broker", "create", "b", "--dl-sink", "queue:q"]).is_err());
-        assert!(try_parse(&["broker", "create"]).is_err());
-        let cli = parse(&["broker", "update", "b"]);
+        assert!(try_parse_cli(&["broker", "create", "b", "--backoff-delay", "2s"]).is_err());
+        assert!(try_parse_cli(&["broker", "create", "b", "--backoff-policy", "random"]).is_err());
+        assert!(try_parse_cli(&["broker", "create", "b", "--dl-sink", "queue:q"]).is_err());
+        assert!(try_parse_cli(&["broker", "create"]).is_err());
+        let cli = parse_cli(&["broker", "update", "b"]);
         let Command::Broker(BrokerCommand::Update(args)) = &cli.command else { panic!("not update") };
         assert!(update_patch(args).unwrap_err().to_string().starts_with("nothing to update"));
     }
 
     #[test]
     fn an_update_patches_only_the_delivery_it_names() {
-        let cli = parse(&["broker", "update", "b", "--dl-sink", "http://example.com/dead", "--retry", "0"]);
+        let cli =
+            parse_cli(&["broker", "update", "b", "--dl-sink", "http://example.com/dead", "--retry", "0"]);
         let Command::Broker(BrokerCommand::Update(args)) = &cli.command else { panic!("not update") };
         assert_eq!(
             update_patch(args).unwrap(),

@@ -245,13 +245,11 @@ fn rejection(id: &str, target: &str, status: reqwest::StatusCode, body: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
-    use crate::cli::{Cli, Command};
+    use crate::cli::{Command, parse_cli, try_parse_cli};
 
     fn args(flags: &[&str]) -> SendArgs {
-        let cli =
-            Cli::try_parse_from(["skiff", "event", "send"].into_iter().chain(flags.iter().copied())).unwrap();
+        let cli = parse_cli(&[&["event", "send"], flags].concat());
         let Command::Event(EventCommand::Send(args)) = cli.command else { panic!("not send") };
         args
     }
@@ -315,9 +313,7 @@ mod tests {
 
     #[test]
     fn broker_and_to_are_one_or_the_other() {
-        let try_parse = |flags: &[&str]| {
-            Cli::try_parse_from(["skiff", "event", "send"].into_iter().chain(flags.iter().copied()))
-        };
+        let try_parse = |flags: &[&str]| try_parse_cli(&[&["event", "send"], flags].concat());
         assert!(try_parse(&["--broker", "b", "--to", "http://x/"]).is_err());
         assert!(try_parse(&["--data", "a", "--data-file", "f"]).is_err());
         let to = args(&["--to", "http://hello.default.localhost/"]);

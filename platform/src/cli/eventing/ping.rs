@@ -177,18 +177,13 @@ pub fn render(source: &Value, now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
     use time::macros::datetime;
 
-    use crate::cli::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied())).unwrap()
-    }
+    use crate::cli::{Command, parse_cli, try_parse_cli};
 
     #[test]
     fn create_flags_make_a_knative_ping_source() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "source",
             "ping",
             "create",
@@ -226,12 +221,10 @@ mod tests {
 
     #[test]
     fn the_schedule_and_sink_are_required_and_data_is_one_form() {
-        let try_parse =
-            |args: &[&str]| Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied()));
-        assert!(try_parse(&["source", "ping", "create", "p", "--sink", "x"]).is_err());
-        assert!(try_parse(&["source", "ping", "create", "p", "--schedule", "* * * * *"]).is_err());
+        assert!(try_parse_cli(&["source", "ping", "create", "p", "--sink", "x"]).is_err());
+        assert!(try_parse_cli(&["source", "ping", "create", "p", "--schedule", "* * * * *"]).is_err());
         assert!(
-            try_parse(&[
+            try_parse_cli(&[
                 "source",
                 "ping",
                 "create",
@@ -247,8 +240,16 @@ mod tests {
             ])
             .is_err()
         );
-        let cli =
-            parse(&["source", "ping", "create", "p", "--schedule", "0 * * * *", "-s", "http://x.example/"]);
+        let cli = parse_cli(&[
+            "source",
+            "ping",
+            "create",
+            "p",
+            "--schedule",
+            "0 * * * *",
+            "-s",
+            "http://x.example/",
+        ]);
         let Command::Source(SourceCommand::Ping(PingCommand::Create(args))) = &cli.command else {
             panic!("not create")
         };
@@ -261,7 +262,7 @@ mod tests {
     #[test]
     fn an_update_swaps_the_form_of_the_data() {
         let cli =
-            parse(&["source", "ping", "update", "p", "--data-base64", "AAEC", "--schedule", "0 0 * * *"]);
+            parse_cli(&["source", "ping", "update", "p", "--data-base64", "AAEC", "--schedule", "0 0 * * *"]);
         let Command::Source(SourceCommand::Ping(PingCommand::Update(args))) = &cli.command else {
             panic!("not update")
         };
@@ -269,7 +270,7 @@ mod tests {
             update_patch(args).unwrap(),
             json!({"spec": {"schedule": "0 0 * * *", "dataBase64": "AAEC", "data": null}})
         );
-        let cli = parse(&["source", "ping", "update", "p"]);
+        let cli = parse_cli(&["source", "ping", "update", "p"]);
         let Command::Source(SourceCommand::Ping(PingCommand::Update(args))) = &cli.command else {
             panic!("not update")
         };

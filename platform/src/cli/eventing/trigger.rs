@@ -168,14 +168,9 @@ pub fn render(trigger: &Value, now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
     use time::macros::datetime;
 
-    use crate::cli::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied())).unwrap()
-    }
+    use crate::cli::{Cli, Command, parse_cli, try_parse_cli};
 
     fn create_args(cli: &Cli) -> &CreateArgs {
         let Command::Trigger(TriggerCommand::Create(args)) = &cli.command else {
@@ -186,7 +181,7 @@ mod tests {
 
     #[test]
     fn create_flags_make_a_knative_trigger() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "trigger",
             "create",
             "orders",
@@ -219,7 +214,7 @@ mod tests {
 
     #[test]
     fn the_broker_defaults_to_default_and_a_bare_sink_is_a_service() {
-        let cli = parse(&["trigger", "create", "all", "--sink", "display"]);
+        let cli = parse_cli(&["trigger", "create", "all", "--sink", "display"]);
         assert_eq!(
             new_trigger(create_args(&cli), "team-a").unwrap()["spec"],
             json!({
@@ -231,16 +226,14 @@ mod tests {
 
     #[test]
     fn bad_filters_and_sinks_are_refused() {
-        let try_parse =
-            |args: &[&str]| Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied()));
-        assert!(try_parse(&["trigger", "create", "t"]).is_err(), "--sink is required");
-        assert!(try_parse(&["trigger", "create", "t", "--sink", "svc:x"]).is_err());
+        assert!(try_parse_cli(&["trigger", "create", "t"]).is_err(), "--sink is required");
+        assert!(try_parse_cli(&["trigger", "create", "t", "--sink", "svc:x"]).is_err());
         let new = |filters: &[&str]| {
             let mut args = vec!["trigger", "create", "t", "--sink", "x"];
             for filter in filters {
                 args.extend(["--filter", filter]);
             }
-            new_trigger(create_args(&parse(&args)), "default").map_err(|e| e.to_string())
+            new_trigger(create_args(&parse_cli(&args)), "default").map_err(|e| e.to_string())
         };
         assert_eq!(new(&["type"]).unwrap_err(), "--filter \"type\": expected KEY=VALUE");
         assert_eq!(new(&["type-"]).unwrap_err(), "--filter \"type-\": expected KEY=VALUE");
@@ -251,7 +244,7 @@ mod tests {
 
     #[test]
     fn an_update_adds_and_removes_filters_and_moves_the_sink() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "trigger",
             "update",
             "orders",
@@ -281,7 +274,7 @@ mod tests {
                 "filter": {"attributes": {"subject": "s", "type": "dev.x"}},
                 "subscriber": {"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "b2"}}})
         );
-        let cli = parse(&["trigger", "update", "orders"]);
+        let cli = parse_cli(&["trigger", "update", "orders"]);
         let Command::Trigger(TriggerCommand::Update(args)) = &cli.command else { panic!("not update") };
         assert!(update_patch(args).unwrap_err().to_string().starts_with("nothing to update"));
     }

@@ -299,17 +299,12 @@ async fn describe(client: &ApiClient, namespace: &str, args: &DescribeArgs) -> a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser as _;
 
-    use crate::cli::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied())).unwrap()
-    }
+    use crate::cli::{Command, parse_cli, try_parse_cli};
 
     #[test]
     fn create_flags_make_a_knative_service() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "service",
             "create",
             "hello",
@@ -357,7 +352,7 @@ mod tests {
 
     #[test]
     fn an_update_of_traffic_alone_leaves_the_template_alone() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "service",
             "update",
             "hello",
@@ -388,21 +383,20 @@ mod tests {
 
     #[test]
     fn wasm_and_image_are_exclusive() {
-        let try_parse =
-            |args: &[&str]| Cli::try_parse_from(std::iter::once("skiff").chain(args.iter().copied()));
-        assert!(try_parse(&["service", "create", "hello", "--wasm", "h.wasm", "--image", "x"]).is_err());
-        assert!(try_parse(&["service", "update", "hello", "--wasm", "h.wasm", "--image", "x"]).is_err());
+        assert!(try_parse_cli(&["service", "create", "hello", "--wasm", "h.wasm", "--image", "x"]).is_err());
+        assert!(try_parse_cli(&["service", "update", "hello", "--wasm", "h.wasm", "--image", "x"]).is_err());
         assert!(
-            try_parse(&["service", "create", "hello", "--wasm", "h.wasm", "--runtime-class", "x"]).is_err()
+            try_parse_cli(&["service", "create", "hello", "--wasm", "h.wasm", "--runtime-class", "x"])
+                .is_err()
         );
-        let cli = parse(&["service", "update", "hello", "--wasm", "h.wasm", "--env", "TARGET=Skiff"]);
+        let cli = parse_cli(&["service", "update", "hello", "--wasm", "h.wasm", "--env", "TARGET=Skiff"]);
         let Command::Service(ServiceCommand::Update(args)) = &cli.command else { panic!("not update") };
         assert_eq!(args.template.wasm.as_deref(), Some(std::path::Path::new("h.wasm")));
     }
 
     #[test]
     fn an_uploaded_component_runs_as_wasm_with_the_other_flags() {
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "service",
             "create",
             "hello",
@@ -430,7 +424,7 @@ mod tests {
                 "metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "1"}},
             })
         );
-        let cli = parse(&[
+        let cli = parse_cli(&[
             "service",
             "update",
             "hello",
