@@ -119,11 +119,13 @@ impl RevisionScaler {
 
     /// A request found no ready pod: scale from zero now.
     async fn on_poke(&mut self, at: Instant) {
+        // Taken whatever happens: a kept span would hold the poking request's trace open.
+        let poker = self.revision.take_poke_span();
         if !self.pods.is_empty() || self.backing_off(Instant::now()) {
             return;
         }
         let decision = self.scaler.activate(Instant::now());
-        self.cold_span = self.revision.take_poke_span();
+        self.cold_span = poker;
         self.apply(decision, Some(at)).await;
         self.cold_span = None;
     }
