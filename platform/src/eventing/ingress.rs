@@ -132,9 +132,10 @@ async fn accept(eventing: &Eventing, path: &str, request: Request, span: &tracin
         broker::stamp(event, ttl, span);
         records.push(bytes::Bytes::from(codec::to_bytes(event)));
     }
-    match eventing.log.append(&super::broker_key(namespace, name), records).await {
+    let key = super::broker_key(namespace, name);
+    match eventing.log.append(&key, records).await {
         Ok(_) => {
-            eventing.accepted(namespace, name, events.len());
+            eventing.accepted(&key, events.len());
             StatusCode::ACCEPTED.into_response()
         }
         Err(err) => {

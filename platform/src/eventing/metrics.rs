@@ -12,12 +12,15 @@ fn escape(value: &str) -> String {
 
 pub fn render(eventing: &Eventing) -> String {
     let mut out = String::new();
-    let mut accepted: Vec<_> = eventing
+    let mut accepted: Vec<(String, String, u64)> = eventing
         .accepted
-        .lock()
+        .read()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|((namespace, name), count)| (namespace.clone(), name.clone(), count.load(Ordering::Relaxed)))
+        .filter_map(|(key, count)| {
+            let (namespace, name) = key.split_once('/')?;
+            Some((namespace.to_string(), name.to_string(), count.load(Ordering::Relaxed)))
+        })
         .collect();
     accepted.sort();
     let _ = writeln!(

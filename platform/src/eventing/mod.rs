@@ -9,7 +9,7 @@ pub mod sender;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -42,8 +42,8 @@ pub struct Eventing {
     pub ingress_host: String,
     dispatchers: Mutex<HashMap<Key, Dispatcher>>,
     pingers: Mutex<HashMap<Key, Pinger>>,
-    /// Events accepted per broker since the process started.
-    accepted: Mutex<HashMap<Key, Arc<AtomicU64>>>,
+    /// Events accepted per broker (by its log key) since the process started.
+    accepted: RwLock<HashMap<String, AtomicU64>>,
 }
 
 impl Eventing {
@@ -64,7 +64,7 @@ impl Eventing {
             ingress_host: format!("broker-ingress.{}", domain.to_ascii_lowercase()),
             dispatchers: Mutex::default(),
             pingers: Mutex::default(),
-            accepted: Mutex::default(),
+            accepted: RwLock::default(),
         }))
     }
 
@@ -84,12 +84,16 @@ impl Eventing {
         Ok(())
     }
 
-    fn accepted(&self, namespace: &str, name: &str, count: usize) {
-        let counter = {
-            let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
-            accepted.entry((namespace.to_string(), name.to_string())).or_default().clone()
-        };
-        counter.fetch_add(count as u64, Ordering::Relaxed);
+    /// Count events accepted by the broker `key`: a shared lookup on every request, a write
+    /// only for a broker's first events.
+    fn accepted(&self, key: &str, count: usize) {
+        let count = count as u64;
+        if let Some(counter) = self.accepted.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            counter.fetch_add(count, Ordering::Relaxed);
+            return;
+        }
+        let mut accepted = self.accepted.write().unwrap_or_else(|p| p.into_inner());
+        accepted.entry(key.to_string()).or_default().fetch_add(count, Ordering::Relaxed);
     }
 
     /// Start the trigger's dispatcher, or change the running one.
@@ -127,14 +131,6 @@ impl Eventing {
         }
     }
 
-    /// Whether the trigger's dispatcher runs.
-    pub fn trigger_running(&self, namespace: &str, name: &str) -> bool {
-        self.dispatchers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&(namespace.into(), name.into()))
-    }
-
     /// Drop a deleted broker's events.
     pub async fn delete_broker(&self, namespace: &str, name: &str) {
         let (log, key) = (self.log.clone(), broker_key(namespace, name));
@@ -142,7 +138,7 @@ impl Eventing {
         if let Ok(Err(err)) = deleted {
             tracing::warn!(broker = %format!("{namespace}/{name}"), error = %err, "dropping a broker's events failed");
         }
-        self.accepted.lock().unwrap_or_else(|p| p.into_inner()).remove(&(namespace.into(), name.into()));
+        self.accepted.write().unwrap_or_else(|p| p.into_inner()).remove(&broker_key(namespace, name));
     }
 
     /// Start the PingSource's pinger, or change the running one.

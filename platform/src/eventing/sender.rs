@@ -40,7 +40,9 @@ impl PlatformSender {
     }
 
     fn is_own(&self, host: &str) -> bool {
-        host.to_ascii_lowercase().ends_with(&self.domain_suffix)
+        let suffix = self.domain_suffix.len();
+        host.len() > suffix
+            && host.as_bytes()[host.len() - suffix..].eq_ignore_ascii_case(self.domain_suffix.as_bytes())
     }
 }
 
