@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{NAMESPACES, ResourceType, meta, serving};
+use crate::resources::{NAMESPACES, ResourceType, limits, meta, serving};
 use crate::status::{Cause, Reason, StatusError};
 use crate::store::{Mutation, ObjectKey, SharedStore, StoreError};
 
@@ -113,6 +113,7 @@ impl Objects {
         }
         serving::set_defaults(resource, &mut object);
         check_valid(resource, &name, &object, None)?;
+        limits::check_object_size(&object)?;
         if dry_run {
             return Ok(object);
         }
@@ -199,9 +200,7 @@ impl Objects {
             move |current| {
                 let mut patched = current.clone();
                 match &json_patch {
-                    Some(ops) => json_patch::patch(&mut patched, ops).map_err(|e| {
-                        StatusError::new(Reason::Invalid, format!("the JSON patch does not apply: {e}"))
-                    })?,
+                    Some(ops) => limits::apply_json_patch(&mut patched, &ops.0)?,
                     None => json_patch::merge(&mut patched, &patch),
                 }
                 // A patch that names no resourceVersion applies to whatever is current.
@@ -247,6 +246,7 @@ impl Objects {
                     if !status_only {
                         check_valid(resource, &owned, &next, Some(current))?;
                     }
+                    limits::check_object_size(&next)?;
                     if dry_run {
                         let _ = tx.send(next);
                         return Ok(Mutation::Unchanged);

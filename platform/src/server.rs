@@ -10,17 +10,19 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, HostPolicy};
 use crate::autoscaler::AutoscalerConfig;
 use crate::blobs::BlobStore;
 use crate::controller::{self, Context};
 use crate::dataplane::{self, ActivatorLimits, Tables};
 use crate::eventing::{self, Eventing};
+use crate::listen::{self, ListenerLimits};
 use crate::objects::Objects;
 use crate::resources::NAMESPACES;
 use crate::runtime::oci::OciAdapter;
 use crate::runtime::wasm::WasmAdapter;
 use crate::scaling::Scaling;
+use crate::security::{Credentials, ServingTls};
 use crate::store::{RedbStore, SharedStore};
 use skiff_runtime_oci::container::RuntimeKind;
 
@@ -35,8 +37,13 @@ pub struct UpOptions {
     pub api_listen: SocketAddr,
     /// The domain services answer under: `{name}.{namespace}.{domain}`.
     pub domain: String,
-    /// A bearer token the API requires (read from `--token-file` or `SKIFF_TOKEN`).
-    pub token: Option<String>,
+    /// The bearer token the API requires and where it came from (`--token-file`,
+    /// `SKIFF_TOKEN`); without one, the data directory's own (made on the first start).
+    pub token: Option<(String, String)>,
+    /// The API's certificate and key; without them, one signed by the data directory's CA.
+    pub tls: Option<crate::security::TlsFiles>,
+    /// More names the API answers to (its certificate and the `Host` check).
+    pub api_hosts: Vec<String>,
     /// The autoscaler's cluster defaults.
     pub autoscaler: AutoscalerConfig,
     /// How the activator bounds the requests it holds.
@@ -63,14 +70,8 @@ pub async fn run(options: UpOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(options: UpOptions) -> anyhow::Result<()> {
-    if !options.api_listen.ip().is_loopback() && options.token.is_none() {
-        anyhow::bail!(
-            "the API would listen on {} beyond loopback without a token: give one with --token-file or SKIFF_TOKEN",
-            options.api_listen
-        );
-    }
-    std::fs::create_dir_all(&options.data_dir)
-        .with_context(|| format!("creating the data directory {}", options.data_dir.display()))?;
+    crate::security::make_private(&options.data_dir)?;
+    let credentials = Credentials::load_or_generate(&options.data_dir, options.token.clone())?;
     let store: SharedStore = Arc::new(RedbStore::open(&options.data_dir.join("skiff.redb"))?);
     let objects = Objects::new(store.clone());
     ensure_default_namespace(&objects).await?;
@@ -84,10 +85,10 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     let api_address = api_listener.local_addr()?;
     let data_address = data_listener.local_addr()?;
     // Guests reach the platform's services through the ingress, on loopback if it listens everywhere.
-    let ingress_address = match data_address.ip().is_unspecified() {
-        true => std::net::SocketAddr::from(([127, 0, 0, 1], data_address.port())),
-        false => data_address,
-    };
+    let ingress_address = crate::listen::reachable(data_address);
+    let api_url = format!("https://{}", crate::listen::reachable(api_address));
+    let tls = api_tls(&options, api_address)?;
+    let kubeconfig = credentials.write_kubeconfig(&options.data_dir, &api_url, tls.ca_pem.as_deref())?;
 
     let blobs = BlobStore::open(&options.data_dir)
         .with_context(|| format!("opening the blob store in {}", options.data_dir.display()))?;
@@ -136,7 +137,8 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
             store.clone(),
             blobs,
             tables.clone(),
-            options.token.clone(),
+            &credentials,
+            HostPolicy::new(api_address, &options.api_hosts),
             api_address.to_string(),
             shutdown.clone(),
         )
@@ -146,13 +148,23 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     let data = dataplane::router(tables.clone(), Some((eventing.ingress_host.clone(), brokers)));
     eventing.sender.set_data_plane(data.clone());
     controllers.push(tokio::spawn(eventing.clone().compact_periodically(shutdown.clone())));
-    let api_server = tokio::spawn(serve_until(api_listener, api, shutdown.clone()));
-    let data_server = tokio::spawn(serve_until(data_listener, data, shutdown.clone()));
+    // Every file the stores made is private too.
+    crate::security::make_private(&options.data_dir)?;
+    let api_server = tokio::spawn(listen::serve(
+        api_listener,
+        api,
+        Some(tls.acceptor),
+        ListenerLimits::API,
+        shutdown.clone(),
+    ));
+    let data_server =
+        tokio::spawn(listen::serve(data_listener, data, None, ListenerLimits::DATA_PLANE, shutdown.clone()));
 
-    tracing::info!(api = %api_address, data = %data_address, domain = %options.domain, "skiff is up");
+    tracing::info!(api = %api_url, data = %data_address, domain = %options.domain, "skiff is up");
     println!(
-        "skiff is up: API http://{api_address}  data plane http://{data_address}  domain {}",
-        options.domain
+        "skiff is up: API {api_url}  data plane http://{data_address}  domain {}  kubeconfig {}",
+        options.domain,
+        kubeconfig.display()
     );
 
     wait_for_signal().await;
@@ -188,20 +200,6 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve_until(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
-    use axum::serve::ListenerExt;
-    // Small responses go out at once: no Nagle delay waiting for the client's ACK.
-    let listener = listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(error = %err, "setting TCP_NODELAY failed");
-        }
-    });
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-    if let Err(err) = result {
-        tracing::error!(error = %err, "a listener failed");
-    }
-}
-
 async fn wait_for_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -215,6 +213,20 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
+}
+
+/// The API's TLS: the user's certificate, or one for loopback, the listen address and the
+/// `--api-host` names, signed by the data directory's CA.
+fn api_tls(options: &UpOptions, api_address: SocketAddr) -> anyhow::Result<ServingTls> {
+    let mut names = vec!["localhost".to_string()];
+    names.extend(options.api_hosts.iter().cloned());
+    let mut addresses: Vec<std::net::IpAddr> =
+        vec![std::net::Ipv4Addr::LOCALHOST.into(), std::net::Ipv6Addr::LOCALHOST.into()];
+    if !api_address.ip().is_unspecified() {
+        addresses.push(api_address.ip());
+    }
+    ServingTls::load_or_generate(&options.data_dir.join("pki"), options.tls.as_ref(), &names, &addresses)
+        .context("setting up the API's TLS")
 }
 
 async fn ensure_default_namespace(objects: &Objects) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ impl Cause {
 pub enum Reason {
     BadRequest,
     Unauthorized,
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     AlreadyExists,
@@ -28,6 +29,7 @@ pub enum Reason {
     RequestEntityTooLarge,
     UnsupportedMediaType,
     Invalid,
+    TooManyRequests,
     ServiceUnavailable,
     InternalError,
 }
@@ -37,6 +39,7 @@ impl Reason {
         match self {
             Reason::BadRequest => 400,
             Reason::Unauthorized => 401,
+            Reason::Forbidden => 403,
             Reason::NotFound => 404,
             Reason::MethodNotAllowed => 405,
             Reason::AlreadyExists | Reason::Conflict => 409,
@@ -44,6 +47,7 @@ impl Reason {
             Reason::RequestEntityTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
             Reason::Invalid => 422,
+            Reason::TooManyRequests => 429,
             Reason::ServiceUnavailable => 503,
             Reason::InternalError => 500,
         }
@@ -53,6 +57,7 @@ impl Reason {
         match self {
             Reason::BadRequest => "BadRequest",
             Reason::Unauthorized => "Unauthorized",
+            Reason::Forbidden => "Forbidden",
             Reason::NotFound => "NotFound",
             Reason::MethodNotAllowed => "MethodNotAllowed",
             Reason::AlreadyExists => "AlreadyExists",
@@ -61,6 +66,7 @@ impl Reason {
             Reason::RequestEntityTooLarge => "RequestEntityTooLarge",
             Reason::UnsupportedMediaType => "UnsupportedMediaType",
             Reason::Invalid => "Invalid",
+            Reason::TooManyRequests => "TooManyRequests",
             Reason::ServiceUnavailable => "ServiceUnavailable",
             Reason::InternalError => "InternalError",
         }

@@ -34,8 +34,13 @@ async fn create(skiff: &Skiff, prefix: &str, count: usize, clients: usize) -> (D
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (http, url, next, prefix) =
-                (skiff.http.clone(), format!("{}{SERVICES}", skiff.api), next.clone(), prefix.to_string());
+            let (http, url, next, prefix, token) = (
+                skiff.http.clone(),
+                format!("{}{SERVICES}", skiff.api),
+                next.clone(),
+                prefix.to_string(),
+                skiff.token.clone(),
+            );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
@@ -45,7 +50,8 @@ async fn create(skiff: &Skiff, prefix: &str, count: usize, clients: usize) -> (D
                     }
                     let body = service(&format!("{prefix}-{i}"));
                     let t = Instant::now();
-                    let response = http.post(&url).json(&body).send().await.expect("create");
+                    let response =
+                        http.post(&url).bearer_auth(&token).json(&body).send().await.expect("create");
                     assert_eq!(response.status().as_u16(), 201, "create {prefix}-{i}");
                     let _ = response.bytes().await;
                     latencies.push(t.elapsed());
@@ -128,7 +134,7 @@ async fn main() {
     let mut items = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
-        let response = skiff.http.get(format!("{}{SERVICES}", skiff.api)).send().await.expect("list");
+        let response = skiff.api_request(reqwest::Method::GET, SERVICES).send().await.expect("list");
         let bytes = response.bytes().await.expect("list body");
         lists.push(t.elapsed());
         body_len = bytes.len();

@@ -442,8 +442,7 @@ async fn deploy_to_first_response(
     let url = format!("{}/", skiff.data);
     let started = Instant::now();
     let response = skiff
-        .http
-        .put(format!("{}{SERVICES}/{name}/wasm", skiff.api))
+        .api_request(reqwest::Method::PUT, &format!("{SERVICES}/{name}/wasm"))
         .header("content-type", "application/wasm")
         .body(wasm)
         .send()

@@ -60,16 +60,27 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A client that trusts the CA `skiff up` made in `data_dir` (and nothing else), for its API.
+pub fn api_client(data_dir: &Path) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(data_dir.join("pki/ca.crt")).expect("the API's CA in {data-dir}/pki/ca.crt");
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("the API's CA is PEM");
+    reqwest::Client::builder().tls_certs_only(certs).build().expect("an HTTPS client")
+}
+
 /// A running `skiff up` with its own data directory and ports.
 pub struct Skiff {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT` of the management API.
+    /// `https://127.0.0.1:PORT` of the management API.
     pub api: String,
     /// `http://127.0.0.1:PORT` of the data plane.
     pub data: String,
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
+    /// Trusts the API's CA; sends no token by itself (see [`Skiff::api_request`]).
     pub http: reqwest::Client,
+    /// The API's bearer token.
+    pub token: String,
     extra_env: Vec<(String, String)>,
 }
 
@@ -115,15 +126,22 @@ impl Skiff {
             }
         };
         let mut words = line.split_whitespace();
-        let api = words.find(|w| w.starts_with("http://")).expect("API address").to_string();
+        let api = words.find(|w| w.starts_with("https://")).expect("API address").to_string();
         let data = words.find(|w| w.starts_with("http://")).expect("data address").to_string();
+        let token = match env.iter().find(|(k, _)| *k == "SKIFF_TOKEN") {
+            Some((_, token)) => token.to_string(),
+            None => {
+                std::fs::read_to_string(data_dir.join("token")).expect("{data-dir}/token").trim().to_string()
+            }
+        };
         Self {
             child: Some(child),
             api,
             data,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
-            http: http_client(),
+            http: api_client(data_dir),
+            token,
             extra_env: Vec::new(),
         }
     }
@@ -173,25 +191,41 @@ impl Skiff {
 
     pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut command = Command::new(skiff_bin());
-        command.args(args).env("SKIFF_SERVER", &self.api);
+        command
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env_remove("SKIFF_SERVER")
+            .env_remove("SKIFF_TOKEN");
         for (k, v) in &self.extra_env {
             command.env(k, v);
         }
         run_with_stdin(command, stdin)
     }
 
-    /// `kubectl --server` against this server, with no kubeconfig of the machine's.
+    /// The kubeconfig `skiff up` wrote: its server, CA and token.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("kubeconfig")
+    }
+
+    /// kubectl against this server with the kubeconfig `skiff up` wrote, as a user runs it.
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut command = Command::new("kubectl");
         command
-            .args(["--server", &self.api, "--kubeconfig", "/dev/null", "--cache-dir"])
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
             .arg(self.data_dir.join("kubectl-cache"))
             .args(args);
         run_with_stdin(command, stdin)
     }
 
+    /// A request to the API at `path`, carrying the token.
+    pub fn api_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.api)).bearer_auth(&self.token)
+    }
+
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        let mut request = self.api_request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -222,8 +256,7 @@ impl Skiff {
 
     pub async fn merge_patch(&self, path: &str, patch: &Value) -> (u16, Value) {
         let response = self
-            .http
-            .patch(format!("{}{path}", self.api))
+            .api_request(reqwest::Method::PATCH, path)
             .header("content-type", "application/merge-patch+json")
             .body(patch.to_string())
             .send()
@@ -262,8 +295,7 @@ impl Skiff {
     /// Upload component bytes (`POST /skiff/v1/components`); the image reference to run them.
     pub async fn upload_component(&self, bytes: Vec<u8>, name: &str) -> String {
         let response = self
-            .http
-            .post(format!("{}/skiff/v1/components?name={name}", self.api))
+            .api_request(reqwest::Method::POST, &format!("/skiff/v1/components?name={name}"))
             .header("content-type", "application/wasm")
             .body(bytes)
             .send()
@@ -340,8 +372,10 @@ impl Skiff {
     pub async fn deploy_wasm(&self, name: &str, wasm: &str) -> Value {
         let bytes = std::fs::read(wasm).unwrap_or_else(|e| panic!("reading {wasm}: {e}"));
         let response = self
-            .http
-            .put(format!("{}/apis/serving.knative.dev/v1/namespaces/default/services/{name}/wasm", self.api))
+            .api_request(
+                reqwest::Method::PUT,
+                &format!("/apis/serving.knative.dev/v1/namespaces/default/services/{name}/wasm"),
+            )
             .header("content-type", "application/wasm")
             .body(bytes)
             .send()

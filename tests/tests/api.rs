@@ -126,8 +126,7 @@ async fn bad_requests_get_a_status_naming_what_is_wrong() {
 
     // Malformed YAML.
     let response = skiff
-        .http
-        .post(format!("{}{SERVICES}", skiff.api))
+        .api_request(Method::POST, SERVICES)
         .header("content-type", "application/yaml")
         .body("apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: [name: oops\n")
         .send()
@@ -168,8 +167,7 @@ async fn bad_requests_get_a_status_naming_what_is_wrong() {
     // A 20 MiB body.
     let huge = "x".repeat(20 * 1024 * 1024);
     let response = skiff
-        .http
-        .post(format!("{}{SERVICES}", skiff.api))
+        .api_request(Method::POST, SERVICES)
         .header("content-type", "application/json")
         .body(format!("{{\"pad\": \"{huge}\"}}"))
         .send()
@@ -184,8 +182,7 @@ async fn bad_requests_get_a_status_naming_what_is_wrong() {
     assert_eq!(code, 405);
     // Strategic merge patch is not something Knative's CRDs take either.
     let response = skiff
-        .http
-        .patch(format!("{}{SERVICES}/dup", skiff.api))
+        .api_request(Method::PATCH, &format!("{SERVICES}/dup"))
         .header("content-type", "application/strategic-merge-patch+json")
         .body("{}")
         .send()
@@ -255,8 +252,7 @@ async fn watch_streams_changes_from_a_resource_version() {
     let (_, list) = skiff.get(SERVICES).await;
     let from = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
     let response = skiff
-        .http
-        .get(format!("{}{SERVICES}?watch=true&resourceVersion={from}", skiff.api))
+        .api_request(Method::GET, &format!("{SERVICES}?watch=true&resourceVersion={from}"))
         .send()
         .await
         .unwrap();

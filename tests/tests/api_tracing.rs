@@ -21,8 +21,7 @@ async fn every_api_request_is_a_server_span_in_the_callers_trace() {
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let response = skiff
-        .http
-        .get(format!("{}/apis/serving.knative.dev/v1/namespaces/default/services", skiff.api))
+        .api_request(reqwest::Method::GET, "/apis/serving.knative.dev/v1/namespaces/default/services")
         .header("traceparent", format!("00-{trace_id}-{parent}-01"))
         .send()
         .await

@@ -61,7 +61,7 @@ async fn revision(skiff: &Skiff, name: &str) -> Value {
 }
 
 async fn metrics(skiff: &Skiff) -> String {
-    skiff.http.get(format!("{}/metrics", skiff.api)).send().await.unwrap().text().await.unwrap()
+    skiff.api_request(reqwest::Method::GET, "/metrics").send().await.unwrap().text().await.unwrap()
 }
 
 /// The value of the sample `name{...revision="revision"...}` in Prometheus text.

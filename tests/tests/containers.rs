@@ -215,7 +215,11 @@ async fn crashes_out_of_memory_and_missing_images_are_reported() {
         .await;
     assert_eq!(condition(&crashy, "Ready").unwrap().0, "False", "{crashy}");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let log = skiff.http.get(format!("{}{REVISIONS}/crashy-00001/log", skiff.api)).send().await.unwrap();
+    let log = skiff
+        .api_request(reqwest::Method::GET, &format!("{REVISIONS}/crashy-00001/log"))
+        .send()
+        .await
+        .unwrap();
     let log = log.text().await.unwrap();
     assert!(log.matches("exiting with 3 on start").count() >= 2, "restarted: {log}");
 

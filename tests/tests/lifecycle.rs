@@ -19,28 +19,29 @@ async fn a_token_is_enforced_and_health_stays_open() {
     let health = skiff.http.get(format!("{}/readyz", skiff.api)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 
-    // The CLI sends SKIFF_TOKEN.
-    let denied = skiff.cli(&["service", "list"]);
-    assert!(!denied.status.success());
-    skiff.set_cli_env("SKIFF_TOKEN", "s3cret");
+    // The CLI reads the kubeconfig `skiff up` wrote; a --token of its own wins over it.
     let listed = skiff.cli(&["service", "list"]);
     assert!(listed.status.success(), "{}", skiff_tests::describe(&listed));
+    let denied = skiff.cli(&["service", "list", "--token", "nope"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("not valid"),
+        "{}",
+        skiff_tests::describe(&denied)
+    );
     assert!(skiff.terminate(), "skiff did not exit cleanly on SIGTERM");
 }
 
-#[test]
-fn listening_beyond_loopback_without_a_token_is_refused() {
+#[tokio::test]
+async fn listening_beyond_loopback_needs_the_generated_token_too() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(skiff_bin())
-        .args(["up", "--data-dir"])
-        .arg(dir.path())
-        .args(["--api-listen", "0.0.0.0:0", "--listen", "127.0.0.1:0"])
-        .env_remove("SKIFF_TOKEN")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("without a token"), "{stderr}");
+    let skiff = Skiff::start_in(dir.path(), &["--api-listen", "0.0.0.0:0"], &[]);
+    assert!(skiff.api.starts_with("https://127.0.0.1:"), "{}", skiff.api);
+    let url = format!("{}/api/v1/namespaces", skiff.api);
+    let anonymous = skiff.http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = skiff.get("/api/v1/namespaces").await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -90,11 +90,10 @@ async fn guests_reach_platform_services_and_only_the_hosts_they_are_allowed() {
     let (status, text) = skiff.call("fetch.default.localhost", &outside).await;
     assert_eq!(status, 502, "{text}");
     let log = skiff
-        .http
-        .get(format!(
-            "{}/apis/serving.knative.dev/v1/namespaces/default/revisions/fetch-00001/log",
-            skiff.api
-        ))
+        .api_request(
+            reqwest::Method::GET,
+            "/apis/serving.knative.dev/v1/namespaces/default/revisions/fetch-00001/log",
+        )
         .send()
         .await
         .unwrap()
@@ -194,11 +193,8 @@ async fn a_misbehaving_guest_is_stopped_while_another_service_keeps_answering() 
 
     let misbehave = "misbehave.default.localhost";
     let log = || async {
-        let url = format!(
-            "{}/apis/serving.knative.dev/v1/namespaces/default/revisions/misbehave-00002/log",
-            skiff.api
-        );
-        skiff.http.get(url).send().await.unwrap().text().await.unwrap()
+        let path = "/apis/serving.knative.dev/v1/namespaces/default/revisions/misbehave-00002/log";
+        skiff.api_request(reqwest::Method::GET, path).send().await.unwrap().text().await.unwrap()
     };
     let (status, text) = skiff.call(misbehave, "/trap").await;
     assert_eq!(status, 500, "{text}");
@@ -295,8 +291,13 @@ async fn a_bad_component_fails_its_revision_and_the_last_ready_one_keeps_serving
         // An empty component: valid, but not a wasi:http/proxy.
         (b"\0asm\x0d\x00\x01\x00".to_vec(), "hello-00003", "wasi:http/proxy"),
     ] {
-        let response =
-            skiff.http.put(format!("{}{SERVICES}/hello/wasm", skiff.api)).body(bytes).send().await.unwrap();
+        let response = skiff
+            .api_request(reqwest::Method::PUT, &format!("{SERVICES}/hello/wasm"))
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 200);
         let failed = skiff
             .wait_for(

@@ -1,4 +1,4 @@
-//! Bearer tokens: required when the API listens beyond loopback.
+//! Bearer tokens: every request but a health check carries the API's token.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -14,7 +14,7 @@ use crate::status::{Reason, StatusError};
 const OPEN_PATHS: &[&str] = &["/livez", "/readyz", "/healthz"];
 
 pub(super) async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &state.token else { return next.run(request).await };
+    let expected = &state.token;
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -26,10 +26,18 @@ pub(super) async fn require_token(State(state): State<ApiState>, request: Reques
         .map(str::trim);
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => next.run(request).await,
-        Some(_) => StatusError::new(Reason::Unauthorized, "the bearer token is not valid").into_response(),
+        Some(_) => StatusError::new(
+            Reason::Unauthorized,
+            format!("the bearer token is not valid: the token is in {}", state.token_source),
+        )
+        .into_response(),
         None => StatusError::new(
             Reason::Unauthorized,
-            "this API requires a bearer token (Authorization: Bearer TOKEN; the CLI reads SKIFF_TOKEN)",
+            format!(
+                "this API requires a bearer token (Authorization: Bearer TOKEN): the token is in {}; \
+                 kubectl and skiff read it from the kubeconfig beside it",
+                state.token_source
+            ),
         )
         .into_response(),
     }

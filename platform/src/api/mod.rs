@@ -7,6 +7,7 @@
 mod auth;
 mod components;
 mod discovery;
+mod guard;
 mod logs;
 mod openapi;
 mod path;
@@ -14,6 +15,7 @@ mod selector;
 mod table;
 mod watch;
 
+pub use guard::{HostPolicy, InflightLimits};
 pub use selector::{FieldSelector, LabelSelector};
 
 use std::collections::HashMap;
@@ -38,8 +40,9 @@ use crate::resources::ResourceType;
 use crate::status::{Reason, StatusError};
 use crate::store::{Object, SharedStore};
 
-/// Request bodies larger than this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Request bodies larger than this are refused with 413 (kube-apiserver's 3 MiB); the
+/// object they hold is bounded again once encoded (`resources::limits`).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -47,7 +50,12 @@ pub struct ApiState {
     objects: Objects,
     blobs: BlobStore,
     tables: Arc<Tables>,
-    token: Option<Arc<str>>,
+    token: Arc<str>,
+    /// Where the token is kept, for the 401's message.
+    token_source: Arc<str>,
+    hosts: Arc<HostPolicy>,
+    inflight: Arc<guard::Inflight>,
+    inflight_limits: InflightLimits,
     server_address: String,
     shutdown: CancellationToken,
     eventing: Option<Arc<crate::eventing::Eventing>>,
@@ -58,7 +66,8 @@ impl ApiState {
         store: SharedStore,
         blobs: BlobStore,
         tables: Arc<Tables>,
-        token: Option<String>,
+        credentials: &crate::security::Credentials,
+        hosts: HostPolicy,
         server_address: String,
         shutdown: CancellationToken,
     ) -> Self {
@@ -66,11 +75,21 @@ impl ApiState {
             objects: Objects::new(store),
             blobs,
             tables,
-            token: token.map(Arc::from),
+            token: Arc::from(credentials.token.as_str()),
+            token_source: Arc::from(credentials.token_source.as_str()),
+            hosts: Arc::new(hosts),
+            inflight: Arc::default(),
+            inflight_limits: InflightLimits::default(),
             server_address,
             shutdown,
             eventing: None,
         }
+    }
+
+    /// Serve at most so many requests and watches at once.
+    pub fn with_inflight_limits(mut self, limits: InflightLimits) -> Self {
+        self.inflight_limits = limits;
+        self
     }
 
     /// Show eventing's figures in `/metrics` too.
@@ -98,7 +117,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .fallback(resources)
+        // Outermost last: trace, host, token, media type, then the in-flight bound.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::limit_inflight))
+        .layer(middleware::from_fn(guard::check_content_type))
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::check_host))
         .layer(middleware::from_fn(trace_request))
         .with_state(state)
 }

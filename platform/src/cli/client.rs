@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde_json::Value;
 
+use super::connection::Connection;
 use super::kinds::Kind;
 
 /// What went wrong talking to the API. Display is what the user reads after `Error: `.
@@ -172,18 +173,29 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(server: &str, token: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(connection: &Connection) -> anyhow::Result<Self> {
+        let server = &connection.server;
         let base = server.trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
-            anyhow::bail!("--server {server:?}: this build of skiff speaks plain http only");
-        }
-        if !base.starts_with("http://") {
-            anyhow::bail!("--server {server:?} is not an http:// URL");
+        let https = base.starts_with("https://");
+        if !https && !base.starts_with("http://") {
+            anyhow::bail!("--server {server:?} is not an https:// URL");
         }
         // reqwest is built without a bundled TLS provider: make sure the process has one.
         skiff_runtime_oci::install_crypto_provider();
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build()?;
-        let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(pem) = &connection.ca_pem {
+            // As kubectl: a certificate authority given is the only one trusted.
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| anyhow::anyhow!("the API's certificate authority is not PEM: {e}"))?;
+            builder = builder.tls_certs_only(certs);
+        }
+        if connection.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build()?;
+        let token = connection.token.as_ref().map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+        // kubectl's rule: a bearer token never goes over plain http.
+        let token = if https { token } else { None };
         Ok(Self { http, base, token })
     }
 
@@ -408,11 +420,16 @@ mod tests {
     }
 
     #[test]
-    fn only_http_servers_are_accepted() {
-        assert!(ApiClient::new("http://127.0.0.1:8081/", None).is_ok());
-        assert_eq!(ApiClient::new("http://127.0.0.1:8081/", None).unwrap().base, "http://127.0.0.1:8081");
-        assert_eq!(ApiClient::new("http://h", Some(" \n".into())).unwrap().token, None);
-        assert!(ApiClient::new("https://example.com", None).is_err());
-        assert!(ApiClient::new("127.0.0.1:8081", None).is_err());
+    fn servers_are_urls_and_tokens_need_https() {
+        let connection = |server: &str, token: Option<&str>| Connection {
+            server: server.into(),
+            token: token.map(str::to_string),
+            ..Default::default()
+        };
+        let client = ApiClient::new(&connection("https://127.0.0.1:8081/", Some("t"))).unwrap();
+        assert_eq!((client.base.as_str(), client.token.as_deref()), ("https://127.0.0.1:8081", Some("t")));
+        assert_eq!(ApiClient::new(&connection("https://h", Some(" \n"))).unwrap().token, None);
+        assert_eq!(ApiClient::new(&connection("http://h", Some("t"))).unwrap().token, None);
+        assert!(ApiClient::new(&connection("127.0.0.1:8081", None)).is_err());
     }
 }

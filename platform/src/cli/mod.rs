@@ -3,6 +3,7 @@
 
 mod apply;
 mod client;
+mod connection;
 mod eventing;
 mod get;
 mod kinds;
@@ -38,9 +39,22 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, clap::Args)]
 struct GlobalArgs {
-    /// The management API.
-    #[arg(long, global = true, env = "SKIFF_SERVER", default_value = "http://127.0.0.1:8081")]
-    server: String,
+    /// The management API (`https://127.0.0.1:8081`); without it, the kubeconfig's server.
+    #[arg(long, global = true, env = "SKIFF_SERVER")]
+    server: Option<String>,
+    /// The kubeconfig to read, as kubectl's flag (else KUBECONFIG, else the one `skiff up`
+    /// wrote: $SKIFF_DATA_DIR/kubeconfig or ./.skiff/kubeconfig).
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// The kubeconfig context to use (default: its current-context).
+    #[arg(long, global = true, value_name = "NAME")]
+    context: Option<String>,
+    /// A PEM file of the CA that signs the API's certificate (instead of the kubeconfig's).
+    #[arg(long, global = true, value_name = "FILE")]
+    certificate_authority: Option<std::path::PathBuf>,
+    /// Do not check the API's certificate (its traffic can then be read and changed).
+    #[arg(long, global = true)]
+    insecure_skip_tls_verify: bool,
     /// The namespace to work in.
     #[arg(short, long, global = true, default_value = "default")]
     namespace: String,
@@ -52,6 +66,7 @@ struct GlobalArgs {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Run the platform: API, controllers and data plane in one process.
+    #[command(args_override_self = true)]
     Up(up::UpArgs),
     /// Create or update objects from YAML or JSON files.
     Apply(apply::ApplyArgs),
@@ -107,14 +122,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let GlobalArgs { server, namespace, token } = cli.global;
+    let GlobalArgs {
+        server,
+        namespace,
+        token,
+        kubeconfig,
+        context,
+        certificate_authority,
+        insecure_skip_tls_verify,
+    } = cli.global;
     if let Command::Up(args) = &cli.command {
         return crate::server::run(args.options(token.as_deref())?).await;
     }
     if let Command::Push(args) = &cli.command {
         return wasm::push(args).await;
     }
-    let client = ApiClient::new(&server, token)?;
+    let connection = connection::ConnectionArgs {
+        kubeconfig,
+        context,
+        server,
+        token,
+        certificate_authority,
+        insecure_skip_tls_verify,
+    }
+    .resolve()?;
+    let client = ApiClient::new(&connection)?;
     match &cli.command {
         Command::Up(_) | Command::Push(_) => Ok(()),
         Command::Apply(args) => apply::run(&client, &namespace, args).await,
@@ -188,7 +220,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.global.namespace, "team-a");
-        assert_eq!(cli.global.server, "http://h:1");
+        assert_eq!(cli.global.server.as_deref(), Some("http://h:1"));
         let Command::Get(args) = cli.command else { panic!("not get") };
         assert_eq!(args.output, Some(get::OutputFormat::Yaml));
     }

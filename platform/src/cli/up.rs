@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 use crate::autoscaler::{self, AutoscalerConfig};
 use crate::dataplane::ActivatorLimits;
+use crate::security::TlsFiles;
 use crate::server::UpOptions;
 use skiff_runtime_oci::container::RuntimeKind;
 
@@ -25,9 +26,22 @@ pub struct UpArgs {
     /// The domain services answer under: http://{name}.{namespace}.{domain}.
     #[arg(long, value_name = "DOMAIN", default_value = "localhost")]
     pub domain: String,
-    /// A file holding the bearer token the API requires (instead of SKIFF_TOKEN).
+    /// A file holding the bearer token the API requires (instead of SKIFF_TOKEN). Without
+    /// either, the API requires the token in {data-dir}/token, made on the first start.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// The API's TLS certificate (PEM, the chain); without it, skiff signs one with a CA of
+    /// its own in {data-dir}/pki and puts that CA in {data-dir}/kubeconfig.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Another name the API answers to (repeatable): it goes in the generated certificate,
+    /// and requests whose Host names anything but the listen address, localhost, loopback
+    /// or one of these are refused.
+    #[arg(long = "api-host", value_name = "NAME")]
+    pub api_hosts: Vec<String>,
     /// Autoscaler defaults as Knative's `config-autoscaler` ConfigMap: a YAML file holding
     /// the ConfigMap or just its `data` (`stable-window: 60s`, `enable-scale-to-zero: "true"`, ...).
     #[arg(long, value_name = "FILE")]
@@ -144,10 +158,18 @@ impl UpArgs {
                 if token.is_empty() {
                     anyhow::bail!("the token file {} is empty", file.display());
                 }
-                Some(token.to_string())
+                Some((token.to_string(), file.display().to_string()))
             }
-            None => token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
+            None => token
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| (t.to_string(), "the SKIFF_TOKEN (or --token) given to skiff up".to_string())),
         };
+        for host in &self.api_hosts {
+            if host.is_empty() || host.contains(['/', ':', ' ']) {
+                anyhow::bail!("--api-host {host:?}: expected a DNS name such as skiff.example.com");
+            }
+        }
         if self.activator_queue_depth == 0 {
             anyhow::bail!("--activator-queue-depth must be at least 1");
         }
@@ -157,6 +179,11 @@ impl UpArgs {
             api_listen: self.api_listen,
             domain: self.domain.clone(),
             token,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+                _ => None,
+            },
+            api_hosts: self.api_hosts.clone(),
             autoscaler: autoscaler_config(self.autoscaler_config.as_deref(), &self.autoscaler)?,
             activator: ActivatorLimits {
                 queue_depth: self.activator_queue_depth,
@@ -189,6 +216,9 @@ mod tests {
             api_listen: "127.0.0.1:8081".parse().unwrap(),
             domain: "localhost".into(),
             token_file,
+            tls_cert: None,
+            tls_key: None,
+            api_hosts: Vec::new(),
             autoscaler_config: None,
             autoscaler: Vec::new(),
             activator_queue_depth: 10,
@@ -226,8 +256,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "  s3cret\n").unwrap();
-        assert_eq!(args(Some(file)).options(Some("from-env")).unwrap().token.as_deref(), Some("s3cret"));
-        assert_eq!(args(None).options(Some("from-env")).unwrap().token.as_deref(), Some("from-env"));
+        let token = |options: UpOptions| options.token.map(|(token, _)| token);
+        assert_eq!(token(args(Some(file)).options(Some("from-env")).unwrap()).as_deref(), Some("s3cret"));
+        assert_eq!(token(args(None).options(Some("from-env")).unwrap()).as_deref(), Some("from-env"));
         assert_eq!(args(None).options(Some(" ")).unwrap().token, None);
         let missing = dir.path().join("missing");
         assert!(args(Some(missing)).options(None).is_err());

@@ -1,6 +1,7 @@
 //! The kinds the API serves, their Knative shapes, defaults and validation.
 
 pub mod eventing;
+pub mod limits;
 pub mod meta;
 pub mod serving;
 mod types;

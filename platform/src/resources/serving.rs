@@ -94,6 +94,7 @@ fn default_traffic(object: &mut Value, service: bool) {
 pub fn validate(resource: &ResourceType, object: &Value, previous: Option<&Value>) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name = meta::name(object);
+    causes.extend(super::limits::annotations_cause(object));
     if resource == &SERVICES {
         validate_template(object, "spec.template", Some(name), &mut causes);
         validate_traffic(object.pointer("/spec/traffic"), false, &mut causes);
