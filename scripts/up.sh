@@ -16,7 +16,9 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
 skiff=./target/release/skiff
 guests=target/guests/wasm32-wasip2/release
 registry="${SKIFF_EXAMPLES_REGISTRY:-127.0.0.1:5000}"
-api="${SKIFF_SERVER:-http://127.0.0.1:8081}"
+# The API is HTTPS with a CA and a token of its own, which `skiff up` writes into
+# .skiff/kubeconfig: kubectl and the skiff CLI read it from there.
+api="${SKIFF_SERVER:-https://127.0.0.1:8081}"
 mkdir -p .skiff
 
 pids=()
@@ -25,7 +27,8 @@ trap cleanup EXIT INT TERM
 
 wait_for() { # URL WHAT PID
   for _ in $(seq 1 200); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    # -k only for the health check, which needs no token: the CA may not exist yet.
+    curl -fsSk -o /dev/null "$1" 2>/dev/null && return 0
     kill -0 "$3" 2>/dev/null || { echo "$2 exited during start-up" >&2; exit 1; }
     sleep 0.05
   done
@@ -75,9 +78,9 @@ Skiff is running. Try:
   curl 'http://fetch.default.localhost:8080/?url=http://hello.default.localhost/'
   curl http://web.default.localhost:8080/          # a container, under runc
   $skiff event send --type com.example.order.created --data '{"item":"boat"}'
-  curl -s $api/metrics | grep skiff_trigger_events_delivered   # orders, then its reply to echo
+  curl -s --cacert .skiff/pki/ca.crt -H "Authorization: Bearer \$(cat .skiff/token)" $api/metrics | grep skiff_trigger_events_delivered
   $skiff service create mine --wasm $guests/hello.wasm --env TARGET=you
-  kubectl --server $api get ksvc,revisions
+  KUBECONFIG=.skiff/kubeconfig kubectl get ksvc,revisions
 Ctrl-C stops it.
 TEXT
 wait "${pids[@]}"

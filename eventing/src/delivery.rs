@@ -60,6 +60,11 @@ impl BackoffPolicy {
     }
 }
 
+/// How long one attempt may take when the delivery names no `timeout`: long enough for a
+/// subscriber at zero to start behind the activator (which holds a request up to 60 s), and
+/// never unbounded, so that a subscriber that never answers cannot hold a delivery slot.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A Trigger's or Broker's delivery policy, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliverySpec {
@@ -67,7 +72,7 @@ pub struct DeliverySpec {
     pub retry: u32,
     pub backoff_policy: BackoffPolicy,
     pub backoff_delay: Duration,
-    /// The timeout of each single attempt; `None` leaves it to the sender.
+    /// The timeout of each single attempt; `None` is [`DEFAULT_ATTEMPT_TIMEOUT`].
     pub timeout: Option<Duration>,
     /// The cap on a `Retry-After` header (429 and 503 only). `None` ignores the header, as Knative
     /// does while `delivery-retryafter` is not GA; `Some(ZERO)` ignores it too.
@@ -79,7 +84,7 @@ pub struct DeliverySpec {
 
 impl Default for DeliverySpec {
     /// Knative's cluster default delivery for a Broker (`config-br-defaults`): 10 retries,
-    /// exponential backoff from 0.2s, no timeout, no dead letter sink.
+    /// exponential backoff from 0.2s, the default attempt timeout, no dead letter sink.
     fn default() -> Self {
         Self {
             retry: DEFAULT_RETRY,

@@ -146,6 +146,11 @@ impl Skiff {
         }
     }
 
+    /// The process id of the running `skiff up`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kill the process at once (SIGKILL), as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

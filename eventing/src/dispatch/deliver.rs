@@ -228,12 +228,10 @@ async fn send(
 
         let outcome = async {
             let sending = ctx.sender.send(request);
-            match spec.timeout {
-                Some(limit) => match tokio::time::timeout(limit, sending).await {
-                    Ok(result) => result.map_or_else(|err| Attempt::NoResponse(err.0), Attempt::Response),
-                    Err(_) => Attempt::TimedOut(limit),
-                },
-                None => sending.await.map_or_else(|err| Attempt::NoResponse(err.0), Attempt::Response),
+            let limit = spec.timeout.unwrap_or(delivery::DEFAULT_ATTEMPT_TIMEOUT);
+            match tokio::time::timeout(limit, sending).await {
+                Ok(result) => result.map_or_else(|err| Attempt::NoResponse(err.0), Attempt::Response),
+                Err(_) => Attempt::TimedOut(limit),
             }
         }
         .instrument(span.clone())

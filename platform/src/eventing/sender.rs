@@ -10,8 +10,13 @@ use bytes::Bytes;
 use skiff_eventing::sender::{SendError, Sender, Sending};
 use tower::ServiceExt;
 
-/// The largest response body a delivery reads back (a reply event, or an error to report).
+/// The largest response body a delivery reads back (a reply event, or an error to report):
+/// reading stops there, while the body streams.
 const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// How long a connection to a subscriber may take to open. The whole attempt is bounded by
+/// the delivery's timeout (`skiff_eventing::delivery::DEFAULT_ATTEMPT_TIMEOUT` without one).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct PlatformSender {
     /// `.{domain}`: hosts under it are Skiff's own.
@@ -23,8 +28,12 @@ pub struct PlatformSender {
 
 impl PlatformSender {
     pub fn new(domain: &str) -> Arc<Self> {
+        // A subscriber's redirect is its answer, not an instruction: a sink that answers 307
+        // towards the API or a private address must not have the event follow it there.
         let network = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Arc::new(Self {
@@ -82,13 +91,27 @@ impl Sender for PlatformSender {
             if let Some(headers) = out.headers_mut() {
                 *headers = response.headers().clone();
             }
-            let body = response.bytes().await.map_err(|e| SendError(describe(&e)))?;
-            if body.len() > MAX_RESPONSE_BYTES {
-                return Err(SendError(format!("the response is larger than {MAX_RESPONSE_BYTES} bytes")));
-            }
+            let body = read_limited(response).await?;
             out.body(body).map_err(|e| SendError(e.to_string()))
         })
     }
+}
+
+/// The response body, refused as soon as it passes [`MAX_RESPONSE_BYTES`].
+async fn read_limited(mut response: reqwest::Response) -> Result<Bytes, SendError> {
+    let too_large =
+        || SendError(format!("the response body is larger than the limit of {MAX_RESPONSE_BYTES} bytes"));
+    if response.content_length().is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| SendError(describe(&e)))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// reqwest's error with its causes, which say what actually failed (refused, reset, DNS).
