@@ -44,6 +44,8 @@ pub struct UpOptions {
     pub tls: Option<crate::security::TlsFiles>,
     /// More names the API answers to (its certificate and the `Host` check).
     pub api_hosts: Vec<String>,
+    /// How many requests and watches the API serves at once.
+    pub api_inflight: api::InflightLimits,
     /// The autoscaler's cluster defaults.
     pub autoscaler: AutoscalerConfig,
     /// How the activator bounds the requests it holds.
@@ -142,7 +144,8 @@ async fn serve(options: UpOptions) -> anyhow::Result<()> {
             api_address.to_string(),
             shutdown.clone(),
         )
-        .with_eventing(eventing.clone()),
+        .with_eventing(eventing.clone())
+        .with_inflight_limits(options.api_inflight),
     );
     let brokers = axum::Router::new().fallback(eventing::ingress::handle).with_state(eventing.clone());
     let data = dataplane::router(tables.clone(), Some((eventing.ingress_host.clone(), brokers)));

@@ -126,10 +126,15 @@ impl Skiff {
             }
         };
         let mut words = line.split_whitespace();
-        let api = words.find(|w| w.starts_with("https://")).expect("API address").to_string();
+        // An older skiff (`SKIFF_BIN`, for before/after benchmarks) served its API over plain
+        // HTTP without a token; this one always serves HTTPS.
+        let api = words.find(|w| w.starts_with("https://") || w.starts_with("http://")).expect("API address");
+        let api = api.to_string();
         let data = words.find(|w| w.starts_with("http://")).expect("data address").to_string();
+        let legacy = api.starts_with("http://");
         let token = match env.iter().find(|(k, _)| *k == "SKIFF_TOKEN") {
             Some((_, token)) => token.to_string(),
+            None if legacy => String::new(),
             None => {
                 std::fs::read_to_string(data_dir.join("token")).expect("{data-dir}/token").trim().to_string()
             }
@@ -140,7 +145,7 @@ impl Skiff {
             data,
             data_dir: data_dir.to_path_buf(),
             _temp: None,
-            http: api_client(data_dir),
+            http: if legacy { http_client() } else { api_client(data_dir) },
             token,
             extra_env: Vec::new(),
         }

@@ -325,3 +325,34 @@ async fn a_sink_that_redirects_is_not_followed() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(elsewhere.received("/stolen").is_empty(), "the delivery followed the redirect");
 }
+
+#[tokio::test]
+async fn watches_and_requests_in_flight_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let skiff = Skiff::start_in(dir.path(), &["--max-watches", "3", "--max-requests-inflight", "50"], &[]);
+    let watch = || skiff.api_request(Method::GET, &format!("{SERVICES}?watch=true")).send();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let response = watch().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        open.push(response);
+    }
+    let refused = watch().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let status: Value = refused.json().await.unwrap();
+    assert!(status["message"].as_str().unwrap().contains("at most 3 open watches"), "{status}");
+    // Short requests have their own budget, and a closed watch gives its place back.
+    let (code, _) = skiff.get(SERVICES).await;
+    assert_eq!(code, 200);
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = watch().await.unwrap();
+        if response.status().as_u16() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed watch's place never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::api::InflightLimits;
 use crate::autoscaler::{self, AutoscalerConfig};
 use crate::dataplane::ActivatorLimits;
 use crate::security::TlsFiles;
@@ -42,6 +43,12 @@ pub struct UpArgs {
     /// or one of these are refused.
     #[arg(long = "api-host", value_name = "NAME")]
     pub api_hosts: Vec<String>,
+    /// API requests served at once (watches and followed logs aside); more get 429.
+    #[arg(long, value_name = "N", default_value_t = InflightLimits::default().requests)]
+    pub max_requests_inflight: usize,
+    /// Watches (and followed logs) open at once on the API; more get 429.
+    #[arg(long, value_name = "N", default_value_t = InflightLimits::default().watches)]
+    pub max_watches: usize,
     /// Autoscaler defaults as Knative's `config-autoscaler` ConfigMap: a YAML file holding
     /// the ConfigMap or just its `data` (`stable-window: 60s`, `enable-scale-to-zero: "true"`, ...).
     #[arg(long, value_name = "FILE")]
@@ -170,6 +177,9 @@ impl UpArgs {
                 anyhow::bail!("--api-host {host:?}: expected a DNS name such as skiff.example.com");
             }
         }
+        if self.max_requests_inflight == 0 || self.max_watches == 0 {
+            anyhow::bail!("--max-requests-inflight and --max-watches must be at least 1");
+        }
         if self.activator_queue_depth == 0 {
             anyhow::bail!("--activator-queue-depth must be at least 1");
         }
@@ -184,6 +194,7 @@ impl UpArgs {
                 _ => None,
             },
             api_hosts: self.api_hosts.clone(),
+            api_inflight: InflightLimits { requests: self.max_requests_inflight, watches: self.max_watches },
             autoscaler: autoscaler_config(self.autoscaler_config.as_deref(), &self.autoscaler)?,
             activator: ActivatorLimits {
                 queue_depth: self.activator_queue_depth,
@@ -219,6 +230,8 @@ mod tests {
             tls_cert: None,
             tls_key: None,
             api_hosts: Vec::new(),
+            max_requests_inflight: 600,
+            max_watches: 1000,
             autoscaler_config: None,
             autoscaler: Vec::new(),
             activator_queue_depth: 10,
